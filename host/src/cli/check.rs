@@ -1,0 +1,288 @@
+//! `ledgerlink plugins check`: the partner conformance kit.
+
+use crate::exit::Exit;
+use crate::plugins::{probe, LoadErrorView, LoadedPlugin, PluginSource, SourceError};
+use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_plugin_api::canonical::{
+    validate_company, Entity, SnapshotValidator, TrialBalance, ValidationReport,
+};
+use ledgerlink_plugin_api::sdk::Manifest;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// The whole outcome of a check, printed as JSON with `--json`.
+#[derive(Debug, Default, Serialize)]
+struct CheckReport {
+    path: String,
+    passed: bool,
+    /// The step that failed, e.g. "extract voucher_lines (company 1, 2025)".
+    failed_step: Option<String>,
+    error: Option<ErrorView>,
+    manifest: Option<Manifest>,
+    /// What `check()` said about the other side.
+    connection: Option<String>,
+    companies: Vec<CompanyReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorView {
+    message: String,
+    resolution: String,
+}
+
+#[derive(Debug, Serialize)]
+struct CompanyReport {
+    id: String,
+    name: String,
+    organisation_number: Option<String>,
+    currency: String,
+    years: Vec<YearReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct YearReport {
+    year: i32,
+    change_token: String,
+    counts: BTreeMap<Entity, u64>,
+    trial_balance: TrialBalance,
+    validation: ValidationReport,
+}
+
+/// A failed step: its name and the error.
+struct Failure {
+    step: String,
+    error: ErrorView,
+}
+
+impl From<SourceError> for ErrorView {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Plugin { plugin, operation, error } => ErrorView {
+                message: format!(
+                    "plugin `{plugin}` failed in {operation}: {} [{}]",
+                    error.message, error.kind
+                ),
+                resolution: error.resolution.into_string(),
+            },
+            other @ SourceError::Malformed { .. } => ErrorView {
+                message: other.to_string(),
+                resolution: "Report this to the plugin's vendor.".into(),
+            },
+        }
+    }
+}
+
+fn fail(step: impl Into<String>) -> impl FnOnce(SourceError) -> Failure {
+    let step = step.into();
+    move |e| Failure { step, error: e.into() }
+}
+
+/// Reads plugin settings from a JSON or TOML file into a JSON value.
+fn read_settings(path: &Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read settings file {}: {e}", path.display()))?;
+    let value = if path.extension().is_some_and(|e| e == "toml") {
+        let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::to_value(table).map_err(|e| format!("{}: {e}", path.display()))?
+    } else {
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    if !value.is_object() {
+        return Err(format!(
+            "{}: the settings must be an object (a JSON {{…}} or a TOML table)",
+            path.display()
+        ));
+    }
+    Ok(value)
+}
+
+/// Runs the conformance kit on the plugin at `path`.
+pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool) -> Exit {
+    let settings = match settings.map(read_settings).transpose() {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("error: {message}\nResolution: fix the settings file and run the check again.");
+            return Exit::Config;
+        }
+    };
+    let mut report = CheckReport { path: path.display().to_string(), ..Default::default() };
+    let printer = Printer { enabled: !as_json };
+    let outcome = check(path, settings.as_ref(), probe_exe, &mut report, &printer);
+    if let Err(failure) = outcome {
+        report.failed_step = Some(failure.step);
+        report.error = Some(failure.error);
+    }
+    let invalid = report.companies.iter().flat_map(|c| &c.years).any(|y| !y.validation.is_valid());
+    if invalid && report.failed_step.is_none() {
+        report.failed_step = Some("validate".into());
+        report.error = Some(ErrorView {
+            message: "some records are not valid canonical data (see the problems above)".into(),
+            resolution: "Fix the plugin's mapping for the records named by their source keys.".into(),
+        });
+    }
+    report.passed = report.failed_step.is_none();
+    if as_json {
+        outln!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+    } else {
+        match (&report.failed_step, &report.error) {
+            (Some(step), Some(error)) => {
+                outln!("\nFAILED at step `{step}`: {}", error.message);
+                outln!("Resolution: {}", error.resolution);
+            }
+            _ if settings.is_none() => {
+                outln!("\nPASSED (manifest only; pass --settings FILE to run every call)")
+            }
+            _ => outln!("\nPASSED"),
+        }
+    }
+    if report.passed {
+        Exit::Success
+    } else {
+        Exit::Problems
+    }
+}
+
+/// Human progress output, silent in JSON mode.
+struct Printer {
+    enabled: bool,
+}
+
+impl Printer {
+    fn line(&self, text: impl AsRef<str>) {
+        if self.enabled {
+            outln!("{}", text.as_ref());
+        }
+    }
+}
+
+fn check(
+    path: &Path,
+    settings: Option<&serde_json::Value>,
+    probe_exe: &Path,
+    report: &mut CheckReport,
+    out: &Printer,
+) -> Result<(), Failure> {
+    let load_failure = |step: &str, e: crate::plugins::LoadError| {
+        let view = LoadErrorView::from(&e);
+        Failure { step: step.into(), error: ErrorView { message: view.message, resolution: view.resolution } }
+    };
+    // Vet the file in a child process first: a damaged library must not take us down.
+    let manifest = probe(probe_exe, path).map_err(|e| load_failure("load", e))?;
+    out.line(format!("Plugin      {} {} ({})", manifest.id, manifest.version, manifest.display_name));
+    out.line(format!("ERP system  {}", manifest.erp_system));
+    out.line(format!("plugin-api  {}", manifest.api_version));
+    let entity_names: Vec<&str> = manifest.entities.iter().map(|e| e.as_str()).collect();
+    out.line(format!("Entities    {}", entity_names.join(", ")));
+    report.manifest = Some(manifest);
+    let Some(settings) = settings else {
+        return Ok(());
+    };
+
+    let plugin = LoadedPlugin::load_vetted(path).map_err(|e| load_failure("load", e))?;
+    let source = plugin.open(settings).map_err(fail("open"))?;
+    let connection = source.check().map_err(fail("check"))?;
+    out.line(format!("Connection  {connection}"));
+    report.connection = Some(connection);
+
+    let companies = source.companies().map_err(fail("companies"))?;
+    out.line(format!("Companies   {}", companies.len()));
+    let mut entities = plugin.manifest().entities.clone();
+    entities.sort();
+    entities.dedup();
+    for company in companies {
+        out.line(format!("\nCompany {} — {}", company.id, company.name));
+        let problems = validate_company(&company);
+        if let Some(problem) = problems.first() {
+            return Err(Failure {
+                step: format!("companies (company {})", company.id),
+                error: ErrorView {
+                    message: format!("invalid company record: {problem}"),
+                    resolution: "Fix the plugin's company mapping.".into(),
+                },
+            });
+        }
+        let mut company_report = CompanyReport {
+            id: company.id.clone(),
+            name: company.name.clone(),
+            organisation_number: company.organisation_number.clone(),
+            currency: company.currency.clone(),
+            years: Vec::new(),
+        };
+        for fiscal_year in &company.fiscal_years {
+            let year = check_year(&source, &company.id, fiscal_year.year, &entities, out);
+            match year {
+                Ok(year) => company_report.years.push(year),
+                Err(failure) => {
+                    report.companies.push(company_report);
+                    return Err(failure);
+                }
+            }
+        }
+        report.companies.push(company_report);
+    }
+    Ok(())
+}
+
+fn check_year(
+    source: &PluginSource,
+    company: &str,
+    year: i32,
+    entities: &[Entity],
+    out: &Printer,
+) -> Result<YearReport, Failure> {
+    let step = format!("change_token (company {company}, {year})");
+    let token = source.change_token(company, year).map_err(fail(step.clone()))?;
+    let again = source.change_token(company, year).map_err(fail(step.clone()))?;
+    if token != again {
+        return Err(Failure {
+            step,
+            error: ErrorView {
+                message: format!(
+                    "two calls on unchanged data returned different tokens: `{token}` then `{again}`"
+                ),
+                resolution:
+                    "A change token must depend only on the data (e.g. max change stamp, counts, sums), \
+                             never on the time or a random value."
+                        .into(),
+            },
+        });
+    }
+    out.line(format!("  {year}  change token {token}"));
+    let mut validator = SnapshotValidator::default();
+    let mut trial_balance = TrialBalance::default();
+    let mut counts = BTreeMap::new();
+    for &entity in entities {
+        let started = Instant::now();
+        let step = format!("extract {entity} (company {company}, {year})");
+        let mut count = 0u64;
+        for batch in source.extract(company, entity, year, CancelFlag::new()).map_err(fail(step.clone()))? {
+            let batch = batch.map_err(fail(step.clone()))?;
+            count += batch.len() as u64;
+            validator.observe(&batch);
+            if let ledgerlink_plugin_api::RecordBatch::VoucherLines(lines) = &batch {
+                lines.iter().for_each(|line| trial_balance.add(line));
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        out.line(format!("        {:<18} {:>10} records  {:>8.3} s", entity.as_str(), count, secs));
+        counts.insert(entity, count);
+    }
+    let validation = validator.finish();
+    if validation.is_valid() {
+        out.line("        validation         ok");
+    } else {
+        out.line(format!("        validation         {} problems, the first:", validation.total_problems));
+        for problem in validation.problems.iter().take(10) {
+            out.line(format!("          {problem}"));
+        }
+    }
+    if !trial_balance.accounts.is_empty() {
+        out.line(format!("        {:<10} {:>20} {:>20} {:>20}", "account", "debit", "credit", "net"));
+        for (account, row) in &trial_balance.accounts {
+            out.line(format!("        {account:<10} {:>20} {:>20} {:>20}", row.debit, row.credit, row.net));
+        }
+    }
+    Ok(YearReport { year, change_token: token, counts, trial_balance, validation })
+}

@@ -1,0 +1,2 @@
+//! The Ledgerlink hub (filled in by the hub issue).
+fn main() {}

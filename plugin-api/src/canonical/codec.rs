@@ -1,0 +1,178 @@
+//! Encodings of canonical records.
+//!
+//! Across the plugin boundary and in spool files, records travel as postcard
+//! (compact binary, varint integers); decimals as (mantissa, scale) and dates as
+//! days since 0001-01-01. In human-readable formats (JSON, NDJSON) decimals are
+//! exact strings ("-1234.50") and dates ISO 8601 ("2025-01-31").
+//! See `docs/decisions/0002-batch-encoding.md`.
+
+use super::{Company, RecordBatch};
+use std::fmt;
+
+/// Bytes that do not decode as canonical records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed canonical batch: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes a batch for the plugin boundary or a spool file.
+pub fn encode_batch(batch: &RecordBatch) -> Vec<u8> {
+    postcard::to_stdvec(batch).expect("canonical records always serialize")
+}
+
+/// Decodes a batch produced by [`encode_batch`].
+pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch, DecodeError> {
+    postcard::from_bytes(bytes).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// Encodes a company list for the plugin boundary.
+pub fn encode_companies(companies: &[Company]) -> Vec<u8> {
+    postcard::to_stdvec(companies).expect("canonical records always serialize")
+}
+
+/// Decodes a company list produced by [`encode_companies`].
+pub fn decode_companies(bytes: &[u8]) -> Result<Vec<Company>, DecodeError> {
+    postcard::from_bytes(bytes).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// Serde for [`rust_decimal::Decimal`]: exact string when human-readable, else (mantissa, scale).
+pub mod serde_decimal {
+    use rust_decimal::Decimal;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serializes a decimal without ever going through a float.
+    pub fn serialize<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(value)
+        } else {
+            (value.mantissa(), value.scale() as u8).serialize(serializer)
+        }
+    }
+
+    /// Deserializes a decimal; a JSON number is refused so no float can sneak in.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            Decimal::from_str_exact(&text)
+                .map_err(|e| D::Error::custom(format!("`{text}` is not an exact decimal: {e}")))
+        } else {
+            let (mantissa, scale) = <(i128, u8)>::deserialize(deserializer)?;
+            Decimal::try_from_i128_with_scale(mantissa, u32::from(scale))
+                .map_err(|e| D::Error::custom(format!("decimal out of range: {e}")))
+        }
+    }
+
+    /// The same for `Option<Decimal>`.
+    pub mod option {
+        use super::Decimal;
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        #[derive(Serialize, Deserialize)]
+        #[serde(transparent)]
+        struct Wrapped(#[serde(with = "super")] Decimal);
+
+        /// Serializes an optional decimal.
+        pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+            value.map(Wrapped).serialize(s)
+        }
+
+        /// Deserializes an optional decimal.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+        }
+    }
+}
+
+/// Serde for [`chrono::NaiveDate`]: ISO 8601 when human-readable, else days since 0001-01-01.
+pub mod serde_date {
+    use chrono::{Datelike, NaiveDate};
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serializes a date.
+    pub fn serialize<S: Serializer>(value: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(&value.format("%Y-%m-%d"))
+        } else {
+            value.num_days_from_ce().serialize(serializer)
+        }
+    }
+
+    /// Deserializes a date.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map_err(|e| D::Error::custom(format!("`{text}` is not a date (YYYY-MM-DD): {e}")))
+        } else {
+            let days = i32::deserialize(deserializer)?;
+            NaiveDate::from_num_days_from_ce_opt(days)
+                .ok_or_else(|| D::Error::custom(format!("day number {days} is not a date")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use std::str::FromStr;
+
+    fn line(amount: &str) -> VoucherLine {
+        VoucherLine {
+            voucher_id: "1".into(),
+            line_no: 1,
+            account_id: "1920".into(),
+            date: NaiveDate::from_ymd_opt(2025, 2, 28).unwrap(),
+            description: Some("Bæreposer".into()),
+            amount: Decimal::from_str(amount).unwrap(),
+            currency: Some("EUR".into()),
+            amount_currency: Some(Decimal::from_str("-0.01").unwrap()),
+            tax_code: None,
+            tax_amount: None,
+            dimensions: vec![DimensionRef { dimension_type: "1".into(), value: "10".into() }],
+            customer_id: None,
+            supplier_id: Some("30001".into()),
+            source_key: "AcTr:1:1".into(),
+        }
+    }
+
+    #[test]
+    fn binary_round_trip_keeps_every_digit() {
+        let amounts = ["0", "-0.01", "79228162514264337593543950335", "-12345678901234567.89", "1.000000"];
+        let batch = RecordBatch::VoucherLines(amounts.iter().map(|a| line(a)).collect());
+        let decoded = decode_batch(&encode_batch(&batch)).unwrap();
+        assert_eq!(decoded, batch);
+        if let RecordBatch::VoucherLines(lines) = decoded {
+            assert_eq!(lines[4].amount.to_string(), "1.000000", "scale is kept");
+        }
+    }
+
+    #[test]
+    fn json_uses_exact_strings_and_iso_dates() {
+        let json = serde_json::to_string(&line("-1234.50")).unwrap();
+        assert!(json.contains(r#""amount":"-1234.50""#), "{json}");
+        assert!(json.contains(r#""date":"2025-02-28""#), "{json}");
+        let back: VoucherLine = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, line("-1234.50"));
+    }
+
+    #[test]
+    fn json_number_for_money_is_refused() {
+        let json = serde_json::to_string(&line("1")).unwrap().replace(r#""amount":"1""#, r#""amount":1.1"#);
+        let err = serde_json::from_str::<VoucherLine>(&json).unwrap_err().to_string();
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn truncated_bytes_are_an_error_not_a_panic() {
+        let bytes = encode_batch(&RecordBatch::VoucherLines(vec![line("1")]));
+        for cut in 0..bytes.len() {
+            assert!(decode_batch(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

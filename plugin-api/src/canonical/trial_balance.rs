@@ -1,0 +1,75 @@
+//! Trial balance: per account, debit total, credit total and net, exact.
+
+use super::{serde_decimal, VoucherLine};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Totals of one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialBalanceRow {
+    /// Sum of the positive (debit) amounts.
+    #[serde(with = "serde_decimal")]
+    pub debit: Decimal,
+    /// Sum of the negative (credit) amounts, as a positive number.
+    #[serde(with = "serde_decimal")]
+    pub credit: Decimal,
+    /// `debit - credit`.
+    #[serde(with = "serde_decimal")]
+    pub net: Decimal,
+}
+
+/// Trial balance keyed by account id, in account order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrialBalance {
+    /// Rows by account id.
+    pub accounts: BTreeMap<String, TrialBalanceRow>,
+}
+
+impl TrialBalance {
+    /// Adds one line's amount to its account.
+    pub fn add(&mut self, line: &VoucherLine) {
+        self.add_amount(&line.account_id, line.amount);
+    }
+
+    /// Adds a signed amount (debit positive) to an account.
+    pub fn add_amount(&mut self, account_id: &str, amount: Decimal) {
+        let row = match self.accounts.get_mut(account_id) {
+            Some(row) => row,
+            None => self.accounts.entry(account_id.to_owned()).or_default(),
+        };
+        if amount.is_sign_negative() {
+            row.credit -= amount;
+        } else {
+            row.debit += amount;
+        }
+        row.net += amount;
+    }
+
+    /// Sum of all nets; zero for balanced books.
+    pub fn total_net(&self) -> Decimal {
+        self.accounts.values().map(|r| r.net).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn splits_debit_and_credit_and_nets_exactly() {
+        let mut tb = TrialBalance::default();
+        for (account, amount) in [("1920", "100.10"), ("1920", "-0.10"), ("3000", "-100.00"), ("1920", "0.1")]
+        {
+            tb.add_amount(account, Decimal::from_str(amount).unwrap());
+        }
+        let bank = &tb.accounts["1920"];
+        assert_eq!(bank.debit.to_string(), "100.20");
+        assert_eq!(bank.credit.to_string(), "0.10");
+        assert_eq!(bank.net.to_string(), "100.10");
+        assert_eq!(tb.accounts["3000"].credit.to_string(), "100.00");
+        assert_eq!(tb.total_net(), Decimal::from_str("0.10").unwrap());
+    }
+}

@@ -1,0 +1,396 @@
+//! Validation of canonical records: required fields, ISO codes, references, balance.
+
+use super::{is_iso4217, Company, Entity, RecordBatch, VoucherLine};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+
+/// One thing wrong with one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Entity of the record.
+    pub entity: String,
+    /// The record's `source_key`, so a person can find the ERP row.
+    pub source_key: String,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}] {}: {}", self.entity, self.source_key, self.field, self.message)
+    }
+}
+
+/// The outcome of validating one company and fiscal year.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    /// The first problems found (at most the validator's limit).
+    pub problems: Vec<Problem>,
+    /// How many problems were found in all.
+    pub total_problems: u64,
+}
+
+impl ValidationReport {
+    /// True when nothing was wrong.
+    pub fn is_valid(&self) -> bool {
+        self.total_problems == 0
+    }
+}
+
+/// Checks a company record on its own.
+pub fn validate_company(company: &Company) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut push = |field: &str, message: String| {
+        problems.push(Problem {
+            entity: "company".into(),
+            source_key: company.source_key.clone(),
+            field: field.into(),
+            message,
+        })
+    };
+    if company.id.trim().is_empty() {
+        push("id", "is empty".into());
+    }
+    if company.name.trim().is_empty() {
+        push("name", "is empty".into());
+    }
+    if !is_iso4217(&company.currency) {
+        push("currency", format!("`{}` is not an ISO 4217 currency code", company.currency));
+    }
+    for year in &company.fiscal_years {
+        if year.start > year.end {
+            push(
+                "fiscal_years",
+                format!("year {} starts {} after it ends {}", year.year, year.start, year.end),
+            );
+        }
+    }
+    problems
+}
+
+/// Streaming validator for the records of one company and fiscal year.
+///
+/// Feed batches in [`Entity::ALL`] order. References are checked against the
+/// master data seen so far (only for entities that were fed at all); vouchers are
+/// checked to balance, which requires each voucher's lines to be contiguous.
+/// Memory stays bounded by the master data, not by the number of lines.
+#[derive(Debug)]
+pub struct SnapshotValidator {
+    max_problems: usize,
+    report: ValidationReport,
+    seen: HashSet<Entity>,
+    accounts: HashSet<String>,
+    customers: HashSet<String>,
+    suppliers: HashSet<String>,
+    dimension_types: HashSet<String>,
+    tax_codes: HashSet<String>,
+    open_voucher: Option<OpenVoucher>,
+}
+
+#[derive(Debug)]
+struct OpenVoucher {
+    id: String,
+    first_source_key: String,
+    sum: Decimal,
+}
+
+impl Default for SnapshotValidator {
+    fn default() -> Self {
+        Self::new(100)
+    }
+}
+
+impl SnapshotValidator {
+    /// A validator that keeps the first `max_problems` problems (and counts all).
+    pub fn new(max_problems: usize) -> Self {
+        Self {
+            max_problems,
+            report: ValidationReport::default(),
+            seen: HashSet::new(),
+            accounts: HashSet::new(),
+            customers: HashSet::new(),
+            suppliers: HashSet::new(),
+            dimension_types: HashSet::new(),
+            tax_codes: HashSet::new(),
+            open_voucher: None,
+        }
+    }
+
+    fn problem(&mut self, entity: Entity, source_key: &str, field: &str, message: String) {
+        self.report.total_problems += 1;
+        if self.report.problems.len() < self.max_problems {
+            self.report.problems.push(Problem {
+                entity: entity.as_str().into(),
+                source_key: source_key.into(),
+                field: field.into(),
+                message,
+            });
+        }
+    }
+
+    fn require(&mut self, entity: Entity, source_key: &str, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.problem(entity, source_key, field, "is empty".into());
+        }
+    }
+
+    fn check_currency(&mut self, entity: Entity, source_key: &str, field: &str, code: Option<&str>) {
+        if let Some(code) = code {
+            if !is_iso4217(code) {
+                self.problem(entity, source_key, field, format!("`{code}` is not an ISO 4217 currency code"));
+            }
+        }
+    }
+
+    fn check_reference(&mut self, line: &VoucherLine, field: &str, target: Entity, id: Option<&str>) {
+        let Some(id) = id else { return };
+        if !self.seen.contains(&target) {
+            return;
+        }
+        let known = match target {
+            Entity::Accounts => &self.accounts,
+            Entity::Customers => &self.customers,
+            Entity::Suppliers => &self.suppliers,
+            Entity::DimensionTypes => &self.dimension_types,
+            Entity::TaxCodes => &self.tax_codes,
+            _ => return,
+        };
+        if !known.contains(id) {
+            let what = target.as_str().trim_end_matches('s').replace('_', " ");
+            self.problem(
+                Entity::VoucherLines,
+                &line.source_key,
+                field,
+                format!("{what} `{id}` does not exist"),
+            );
+        }
+    }
+
+    /// Validates one batch.
+    pub fn observe(&mut self, batch: &RecordBatch) {
+        let entity = batch.entity();
+        self.seen.insert(entity);
+        match batch {
+            RecordBatch::Accounts(rows) => {
+                for r in rows {
+                    self.require(entity, &r.source_key, "id", &r.id);
+                    self.require(entity, &r.source_key, "name", &r.name);
+                    if !self.accounts.insert(r.id.clone()) {
+                        self.problem(
+                            entity,
+                            &r.source_key,
+                            "id",
+                            format!("account `{}` appears twice", r.id),
+                        );
+                    }
+                }
+            }
+            RecordBatch::Customers(rows) | RecordBatch::Suppliers(rows) => {
+                for r in rows {
+                    self.require(entity, &r.source_key, "id", &r.id);
+                    self.require(entity, &r.source_key, "name", &r.name);
+                    self.check_currency(entity, &r.source_key, "currency", r.currency.as_deref());
+                    let set =
+                        if entity == Entity::Customers { &mut self.customers } else { &mut self.suppliers };
+                    set.insert(r.id.clone());
+                }
+            }
+            RecordBatch::DimensionTypes(rows) => {
+                for r in rows {
+                    self.require(entity, &r.source_key, "id", &r.id);
+                    self.require(entity, &r.source_key, "name", &r.name);
+                    self.dimension_types.insert(r.id.clone());
+                }
+            }
+            RecordBatch::DimensionValues(rows) => {
+                for r in rows {
+                    self.require(entity, &r.source_key, "id", &r.id);
+                    if self.seen.contains(&Entity::DimensionTypes)
+                        && !self.dimension_types.contains(&r.dimension_type)
+                    {
+                        let msg = format!("dimension type `{}` does not exist", r.dimension_type);
+                        self.problem(entity, &r.source_key, "dimension_type", msg);
+                    }
+                }
+            }
+            RecordBatch::TaxCodes(rows) => {
+                for r in rows {
+                    self.require(entity, &r.source_key, "id", &r.id);
+                    self.tax_codes.insert(r.id.clone());
+                }
+            }
+            RecordBatch::Vouchers(rows) => {
+                for r in rows {
+                    self.require(entity, &r.source_key, "id", &r.id);
+                    if let Some(p) = r.period {
+                        if p == 0 {
+                            self.problem(entity, &r.source_key, "period", "period numbers start at 1".into());
+                        }
+                    }
+                }
+            }
+            RecordBatch::VoucherLines(rows) => {
+                for line in rows {
+                    self.observe_line(line);
+                }
+            }
+        }
+    }
+
+    fn observe_line(&mut self, line: &VoucherLine) {
+        let entity = Entity::VoucherLines;
+        self.require(entity, &line.source_key, "voucher_id", &line.voucher_id);
+        self.require(entity, &line.source_key, "account_id", &line.account_id);
+        self.check_reference(line, "account_id", Entity::Accounts, Some(&line.account_id));
+        self.check_reference(line, "customer_id", Entity::Customers, line.customer_id.as_deref());
+        self.check_reference(line, "supplier_id", Entity::Suppliers, line.supplier_id.as_deref());
+        self.check_reference(line, "tax_code", Entity::TaxCodes, line.tax_code.as_deref());
+        for dim in &line.dimensions {
+            self.check_reference(line, "dimensions", Entity::DimensionTypes, Some(&dim.dimension_type));
+        }
+        self.check_currency(entity, &line.source_key, "currency", line.currency.as_deref());
+        if line.currency.is_some() && line.amount_currency.is_none() {
+            let msg = "is missing while `currency` is set".into();
+            self.problem(entity, &line.source_key, "amount_currency", msg);
+        }
+        match &mut self.open_voucher {
+            Some(open) if open.id == line.voucher_id => open.sum += line.amount,
+            _ => {
+                self.close_voucher();
+                self.open_voucher = Some(OpenVoucher {
+                    id: line.voucher_id.clone(),
+                    first_source_key: line.source_key.clone(),
+                    sum: line.amount,
+                });
+            }
+        }
+    }
+
+    fn close_voucher(&mut self) {
+        if let Some(open) = self.open_voucher.take() {
+            if !open.sum.is_zero() {
+                let msg = format!(
+                    "voucher `{}` does not balance: its lines sum to {} (a voucher's lines must sum to zero and be emitted together)",
+                    open.id, open.sum
+                );
+                self.problem(Entity::VoucherLines, &open.first_source_key, "amount", msg);
+            }
+        }
+    }
+
+    /// Ends validation and returns the report.
+    pub fn finish(mut self) -> ValidationReport {
+        self.close_voucher();
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use super::*;
+    use std::str::FromStr;
+
+    fn account(id: &str) -> Account {
+        Account {
+            id: id.into(),
+            name: format!("Konto {id}"),
+            grouping_category: None,
+            grouping_code: None,
+            standard_account: None,
+            default_tax_code: None,
+            source_key: format!("Ac:{id}"),
+        }
+    }
+
+    fn line(voucher: &str, account: &str, amount: &str) -> VoucherLine {
+        VoucherLine {
+            voucher_id: voucher.into(),
+            line_no: 1,
+            account_id: account.into(),
+            date: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            description: None,
+            amount: Decimal::from_str(amount).unwrap(),
+            currency: None,
+            amount_currency: None,
+            tax_code: None,
+            tax_amount: None,
+            dimensions: vec![],
+            customer_id: None,
+            supplier_id: None,
+            source_key: format!("AcTr:{voucher}:{account}"),
+        }
+    }
+
+    #[test]
+    fn balanced_vouchers_with_known_accounts_pass() {
+        let mut v = SnapshotValidator::default();
+        v.observe(&RecordBatch::Accounts(vec![account("1920"), account("3000")]));
+        v.observe(&RecordBatch::VoucherLines(vec![
+            line("1", "1920", "100.00"),
+            line("1", "3000", "-100.00"),
+        ]));
+        v.observe(&RecordBatch::VoucherLines(vec![line("2", "1920", "0.01"), line("2", "3000", "-0.01")]));
+        let report = v.finish();
+        assert!(report.is_valid(), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn unbalanced_voucher_is_reported_with_its_source_key_and_sum() {
+        let mut v = SnapshotValidator::default();
+        v.observe(&RecordBatch::VoucherLines(vec![line("7", "1920", "100.00"), line("7", "3000", "-99.99")]));
+        let report = v.finish();
+        assert_eq!(report.total_problems, 1);
+        let p = &report.problems[0];
+        assert_eq!((p.field.as_str(), p.source_key.as_str()), ("amount", "AcTr:7:1920"));
+        assert!(p.message.contains("sum to 0.01"), "{}", p.message);
+    }
+
+    #[test]
+    fn voucher_spanning_batches_is_summed_as_one() {
+        let mut v = SnapshotValidator::default();
+        v.observe(&RecordBatch::VoucherLines(vec![line("1", "1920", "5")]));
+        v.observe(&RecordBatch::VoucherLines(vec![line("1", "3000", "-5")]));
+        assert!(v.finish().is_valid());
+    }
+
+    #[test]
+    fn unknown_account_and_bad_currency_are_reported() {
+        let mut v = SnapshotValidator::default();
+        v.observe(&RecordBatch::Accounts(vec![account("1920")]));
+        let mut bad = line("1", "9999", "0");
+        bad.currency = Some("KR".into());
+        v.observe(&RecordBatch::VoucherLines(vec![bad]));
+        let report = v.finish();
+        let fields: Vec<&str> = report.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["account_id", "currency", "amount_currency"]);
+        assert!(report.problems[0].message.contains("account `9999` does not exist"));
+    }
+
+    #[test]
+    fn problems_are_capped_but_all_counted() {
+        let mut v = SnapshotValidator::new(2);
+        v.observe(&RecordBatch::Accounts((0..5).map(|_| account("")).collect()));
+        let report = v.finish();
+        assert_eq!(report.problems.len(), 2);
+        assert!(report.total_problems >= 5);
+    }
+
+    #[test]
+    fn company_checks() {
+        let company = Company {
+            id: "1".into(),
+            name: " ".into(),
+            organisation_number: None,
+            currency: "NKR".into(),
+            fiscal_years: vec![],
+            source_key: "Frm:1".into(),
+        };
+        let fields: Vec<String> = validate_company(&company).into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["name", "currency"]);
+    }
+}
