@@ -1,2 +1,5 @@
-//! The Ledgerlink hub (filled in by the hub issue).
-fn main() {}
+//! `ledgerlink-hub`: the Ledgerlink reference hub (see `ledgerlink-hub --help`).
+
+fn main() -> std::process::ExitCode {
+    ledgerlink_hub::cli::run()
+}

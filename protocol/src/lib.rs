@@ -1,1 +1,29 @@
-//! Wire types of the Ledgerlink upload protocol (filled in by the hub issue).
+//! Wire types of the Ledgerlink upload protocol ("protocol 1"), shared by the host and the hub.
+//!
+//! The protocol is written down in `docs/protocol.md`. This crate holds the
+//! manifest ([`Manifest`]), the snapshot id ([`snapshot_id`]), the part codec
+//! (zstd-compressed NDJSON: [`PartWriter`], [`PartReader`]) and the JSON bodies
+//! of the hub's HTTP API ([`api`]). It depends on no HTTP or async crate, so an
+//! agent can use it with any client.
+
+pub mod api;
+mod manifest;
+mod part;
+
+pub use manifest::{
+    canonical_manifest_bytes, snapshot_id, validate_manifest, Manifest, ManifestError, ManifestLimits,
+    PartInfo, PluginRef,
+};
+pub use part::{
+    encode_part, sha256_hex, write_batch_ndjson, EncodedPart, PartError, PartReader, PartWriter,
+    DEFAULT_MAX_LINE_BYTES,
+};
+
+/// The protocol version this crate speaks; the manifest's `protocol_version`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Media type of an uploaded part: zstd-compressed NDJSON.
+pub const PART_CONTENT_TYPE: &str = "application/zstd";
+
+/// Media type of an entity download: uncompressed NDJSON.
+pub const NDJSON_CONTENT_TYPE: &str = "application/x-ndjson";

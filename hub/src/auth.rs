@@ -1,0 +1,98 @@
+//! Tenant API keys: generation, hashing, and the bearer-token middleware.
+
+use crate::error::ApiError;
+use crate::server::AppState;
+use crate::storage::Tenant;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+/// Prefix of every API key, so a leaked key is recognisable (e.g. by secret scanners).
+pub const KEY_PREFIX: &str = "llk_";
+
+/// A new random API key: `llk_` and 64 hex digits (32 bytes from the OS CSPRNG).
+pub fn generate_key() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{KEY_PREFIX}{hex}"))
+}
+
+/// The stored form of a key. SHA-256 suffices: keys are 256-bit random, so there is nothing to brute-force.
+pub fn hash_key(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The tenant's name, put on responses so the request log can show it.
+#[derive(Debug, Clone)]
+pub struct TenantName(pub String);
+
+/// Middleware: authenticates `Authorization: Bearer <key>` and puts the [`Tenant`] into the request.
+pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let key = match bearer(&request) {
+        Ok(key) => key.to_owned(),
+        Err(e) => return e.into_response(),
+    };
+    let meta = state.meta.clone();
+    let hash = hash_key(&key);
+    let found =
+        match tokio::task::spawn_blocking(move || meta.tenant_by_key_hash(&hash).map(|m| (m, hash))).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => return ApiError::from(e).into_response(),
+            Err(e) => return ApiError::internal(e).into_response(),
+        };
+    let tenant = match found {
+        (Some(m), hash) if constant_time_eq(&m.key_hash, &hash) => {
+            if m.revoked {
+                return ApiError::unauthorized("the API key was revoked").into_response();
+            }
+            m.tenant
+        }
+        _ => return ApiError::unauthorized("the API key is not valid").into_response(),
+    };
+    let name = tenant.name.clone();
+    request.extensions_mut().insert::<Tenant>(tenant);
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(TenantName(name));
+    response
+}
+
+fn bearer(request: &Request) -> Result<&str, ApiError> {
+    let missing = || ApiError::unauthorized("missing `Authorization: Bearer <api key>` header");
+    let value = request.headers().get(AUTHORIZATION).ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| missing())?;
+    let (scheme, key) = value.split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
+        return Err(missing());
+    }
+    Ok(key.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_prefixed_and_hash_stably() {
+        let a = generate_key().unwrap();
+        let b = generate_key().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(KEY_PREFIX) && a.len() == KEY_PREFIX.len() + 64, "{a}");
+        assert_eq!(hash_key(&a), hash_key(&a));
+        assert_ne!(hash_key(&a), hash_key(&b));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_fully() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
