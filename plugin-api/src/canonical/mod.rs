@@ -24,7 +24,7 @@ pub use trial_balance::{TrialBalance, TrialBalanceRow};
 pub use validate::{validate_company, Problem, SnapshotValidator, ValidationReport};
 pub use voucher::{Voucher, VoucherLine};
 
-pub use chrono::NaiveDate;
+pub use chrono::{Datelike, NaiveDate};
 pub use rust_decimal::Decimal;
 
 use serde::{Deserialize, Serialize};

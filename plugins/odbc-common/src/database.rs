@@ -1,0 +1,281 @@
+//! One ODBC connection: small queries, bounded streaming fetch, catalog lookups.
+
+use crate::convert;
+use crate::errors::{missing_table_error, odbc_error};
+use crate::settings::ConnectionSettings;
+use crate::token::ChangeToken;
+use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_plugin_api::canonical::Decimal;
+use ledgerlink_plugin_api::sdk::Batches;
+use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
+use odbc_api::buffers::TextRowSet;
+use odbc_api::{BlockCursor, Connection, ConnectionOptions, Cursor, OwnedCursor, ResultSetMetadata};
+
+/// The shortest buffer of a column, in bytes: enough for any number.
+const MIN_TEXT_BYTES: usize = 48;
+
+/// The longest text value fetched from one column, in bytes.
+const MAX_TEXT_BYTES: usize = 4096;
+
+/// A connection to one database of the ERP.
+pub struct Database {
+    connection: Connection<'static>,
+    settings: ConnectionSettings,
+    place: String,
+}
+
+/// The rows of one fetched block.
+pub type TextRows = TextRowSet;
+
+/// One row of a fetched block, with text accessors by zero-based column.
+pub struct Row<'a> {
+    rows: &'a TextRowSet,
+    index: usize,
+}
+
+impl<'a> Row<'a> {
+    /// The column's text, `None` for NULL.
+    pub fn text(&self, column: usize) -> Result<Option<&'a str>, PluginError> {
+        self.rows.at_as_str(column, self.index).map_err(|e| {
+            PluginError::new(
+                ErrorKind::DATA,
+                format!("column {} holds text that is not UTF-8: {e}", column + 1),
+                "Set the driver's client character set to UTF-8 (psqlODBC: use the Unicode driver).",
+            )
+        })
+    }
+
+    /// The column's text without surrounding blanks (CHAR padding); `None` for NULL or blank.
+    pub fn trimmed(&self, column: usize) -> Result<Option<&'a str>, PluginError> {
+        Ok(self.text(column)?.map(str::trim).filter(|s| !s.is_empty()))
+    }
+
+    /// The trimmed text, or an error naming `what` when NULL or blank.
+    pub fn required(&self, column: usize, what: &str) -> Result<&'a str, PluginError> {
+        self.trimmed(column)?.ok_or_else(|| {
+            PluginError::new(ErrorKind::DATA, format!("{what} is empty"), "Fix the row in the ERP.")
+        })
+    }
+
+    /// The trimmed text as an owned string, `None` for NULL or blank.
+    pub fn opt_string(&self, column: usize) -> Result<Option<String>, PluginError> {
+        Ok(self.trimmed(column)?.map(str::to_owned))
+    }
+
+    /// A required whole number.
+    pub fn int(&self, column: usize, what: &str) -> Result<i64, PluginError> {
+        convert::int(self.required(column, what)?, what)
+    }
+
+    /// An optional whole number (NULL or blank is `None`).
+    pub fn opt_int(&self, column: usize, what: &str) -> Result<Option<i64>, PluginError> {
+        self.trimmed(column)?.map(|v| convert::int(v, what)).transpose()
+    }
+
+    /// A required exact decimal with the column's declared `scale`.
+    pub fn decimal(&self, column: usize, scale: u32, what: &str) -> Result<Decimal, PluginError> {
+        convert::decimal(self.required(column, what)?, scale, what)
+    }
+
+    /// An optional exact decimal.
+    pub fn opt_decimal(&self, column: usize, scale: u32, what: &str) -> Result<Option<Decimal>, PluginError> {
+        self.trimmed(column)?.map(|v| convert::decimal(v, scale, what)).transpose()
+    }
+}
+
+impl Database {
+    /// Connects to `database` (or the default database of the login / DSN).
+    pub fn connect(settings: &ConnectionSettings, database: Option<&str>) -> Result<Self, PluginError> {
+        let place = settings.describe(database);
+        let password = settings.password.as_ref().map(|p| p.expose());
+        let environment =
+            odbc_api::environment().map_err(|e| odbc_error(&e, "starting ODBC for", &place, password))?;
+        let options =
+            ConnectionOptions { login_timeout_sec: Some(settings.login_timeout_secs), packet_size: None };
+        let connection = environment
+            .connect_with_connection_string(&settings.connection_string(database), options)
+            .map_err(|e| odbc_error(&e, "connecting to", &place, password))?;
+        Ok(Self { connection, settings: settings.clone(), place })
+    }
+
+    /// "database F0001 on erp-sql:1433", for messages.
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    fn fail(&self, doing: &str, error: &odbc_api::Error) -> PluginError {
+        odbc_error(error, doing, &self.place, self.settings.password.as_ref().map(|p| p.expose()))
+    }
+
+    fn timeout(&self) -> Option<usize> {
+        Some(self.settings.query_timeout_secs as usize).filter(|&s| s > 0)
+    }
+
+    /// Runs a statement that returns no rows we need (e.g. SQLite's ATTACH).
+    pub fn execute(&self, sql: &str) -> Result<(), PluginError> {
+        self.connection.execute(sql, (), self.timeout()).map(|_| ()).map_err(|e| self.fail("querying", &e))
+    }
+
+    /// The database product and version, e.g. "PostgreSQL 15.8".
+    pub fn server_description(&self) -> String {
+        let name = self.connection.database_management_system_name().unwrap_or_else(|_| "database".into());
+        match self.query("SELECT 1", |_| Ok(())) {
+            Ok(_) => name,
+            Err(_) => format!("{name} (not answering queries)"),
+        }
+    }
+
+    /// Runs a query returning one whole number (a count).
+    pub fn count(&self, sql: &str) -> Result<i64, PluginError> {
+        Ok(self.query(sql, |row| row.int(0, "count"))?.first().copied().unwrap_or(0))
+    }
+
+    /// Runs a query returning one row of aggregates and makes a change token of it,
+    /// one labelled value per column.
+    pub fn change_token(&self, sql: &str, labels: &[&str]) -> Result<String, PluginError> {
+        let rows = self
+            .query(sql, |row| (0..labels.len()).map(|i| row.opt_string(i)).collect::<Result<Vec<_>, _>>())?;
+        let values = rows.into_iter().next().unwrap_or_default();
+        let token =
+            labels.iter().zip(values.iter()).fold(ChangeToken::new(1), |t, (l, v)| t.push(l, v.as_deref()));
+        Ok(token.finish())
+    }
+
+    /// Fails with an error naming the first of `tables` that cannot be read.
+    pub fn require_tables(&self, erp: &str, tables: &[&str]) -> Result<(), PluginError> {
+        match tables.iter().find(|t| !self.can_read(t)) {
+            Some(missing) => Err(missing_table_error(missing, erp, &self.place)),
+            None => Ok(()),
+        }
+    }
+
+    /// The schemas holding a table named `table` (case-insensitive), from the ODBC
+    /// catalog functions (`SQLTables`), sorted.
+    pub fn schemas_with_table(&self, table: &str) -> Result<Vec<String>, PluginError> {
+        let rows =
+            self.connection.tables("", "%", "%", "TABLE").map_err(|e| self.fail("listing tables of", &e))?;
+        let mut schemas = Vec::new();
+        for row in rows {
+            let row = row.map_err(|e| self.fail("listing tables of", &e))?;
+            let name = row.table.as_str().ok().flatten().unwrap_or_default();
+            if name.eq_ignore_ascii_case(table) {
+                if let Some(schema) = row.schema.as_str().ok().flatten() {
+                    schemas.push(schema.to_owned());
+                }
+            }
+        }
+        schemas.sort();
+        schemas.dedup();
+        Ok(schemas)
+    }
+
+    /// True when `SELECT … FROM table` works: the table exists and may be read.
+    pub fn can_read(&self, table: &str) -> bool {
+        self.connection.execute(&format!("SELECT 1 FROM {table} WHERE 1 = 0"), (), self.timeout()).is_ok()
+    }
+
+    /// Runs a query and maps every row (for small results: companies, tokens).
+    pub fn query<T>(
+        &self,
+        sql: &str,
+        mut map: impl FnMut(&Row<'_>) -> Result<T, PluginError>,
+    ) -> Result<Vec<T>, PluginError> {
+        let cursor =
+            self.connection.execute(sql, (), self.timeout()).map_err(|e| self.fail("querying", &e))?;
+        let Some(mut cursor) = cursor else { return Ok(Vec::new()) };
+        let buffer = sized_buffer(&self.settings, &mut cursor).map_err(|e| self.fail("reading from", &e))?;
+        let mut block = cursor.bind_buffer(buffer).map_err(|e| self.fail("reading from", &e))?;
+        let mut out = Vec::new();
+        while let Some(rows) =
+            block.fetch_with_truncation_check(true).map_err(|e| self.fail("reading from", &e))?
+        {
+            for index in 0..rows.num_rows() {
+                out.push(map(&Row { rows, index })?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Streams a query's rows as batches of canonical records. The stream owns the
+    /// connection; every fetched block (bounded in rows and bytes) becomes one batch.
+    pub fn stream<T, F>(
+        self,
+        sql: &str,
+        map: F,
+        wrap: fn(Vec<T>) -> RecordBatch,
+        cancel: CancelFlag,
+    ) -> Result<Batches, PluginError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
+    {
+        let Database { connection, settings, place } = self;
+        let password = settings.password.as_ref().map(|p| p.expose().to_owned());
+        let fail = |e: &odbc_api::Error| odbc_error(e, "querying", &place, password.as_deref());
+        let timeout = Some(settings.query_timeout_secs as usize).filter(|&s| s > 0);
+        let mut cursor = match connection.into_cursor(sql, (), timeout) {
+            Ok(Some(cursor)) => cursor,
+            Ok(None) => return Ok(Box::new(std::iter::empty())),
+            Err(e) => return Err(fail(&e.error)),
+        };
+        let buffer = sized_buffer(&settings, &mut cursor).map_err(|e| fail(&e))?;
+        let block = cursor.bind_buffer(buffer).map_err(|e| fail(&e))?;
+        Ok(Box::new(RowStream { block, map, wrap, cancel, place, password, done: false }))
+    }
+}
+
+/// A fetch buffer for the cursor's columns: at most `fetch_rows` rows and
+/// `fetch_buffer_bytes` bytes, whichever is smaller.
+fn sized_buffer(
+    settings: &ConnectionSettings,
+    cursor: &mut impl ResultSetMetadata,
+) -> Result<TextRowSet, odbc_api::Error> {
+    let probe = TextRowSet::for_cursor(1, cursor, Some(MAX_TEXT_BYTES))?;
+    // Drivers report tiny sizes for computed columns (SQLite: 12 bytes for a SUM), so
+    // every column gets room for at least a long number.
+    let lengths: Vec<usize> = (0..probe.num_cols()).map(|i| probe.max_len(i).max(MIN_TEXT_BYTES)).collect();
+    // Each value needs its bytes, a terminating zero and an 8-byte length indicator.
+    let row_bytes: usize = lengths.iter().map(|l| l + 1 + 8).sum::<usize>().max(1);
+    let rows = (settings.fetch_buffer_bytes / row_bytes).clamp(1, settings.fetch_rows.max(1));
+    TextRowSet::from_max_str_lens(rows, lengths)
+}
+
+/// The iterator behind [`Database::stream`].
+struct RowStream<T, F> {
+    block: BlockCursor<OwnedCursor<Connection<'static>>, TextRowSet>,
+    map: F,
+    wrap: fn(Vec<T>) -> RecordBatch,
+    cancel: CancelFlag,
+    place: String,
+    password: Option<String>,
+    done: bool,
+}
+
+impl<T, F> Iterator for RowStream<T, F>
+where
+    F: FnMut(&Row<'_>) -> Result<T, PluginError>,
+{
+    type Item = Result<RecordBatch, PluginError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.cancel.is_cancelled() {
+            self.done = true;
+            return Some(Err(PluginError::new(ErrorKind::CANCELLED, "extraction cancelled by the host", "")));
+        }
+        let result = match self.block.fetch_with_truncation_check(true) {
+            Ok(Some(rows)) => (0..rows.num_rows()).map(|index| (self.map)(&Row { rows, index })).collect(),
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => Err(odbc_error(&e, "reading from", &self.place, self.password.as_deref())),
+        };
+        if result.is_err() {
+            self.done = true;
+        }
+        Some(result.map(self.wrap))
+    }
+}

@@ -1,0 +1,290 @@
+//! Connection settings and the ODBC connection string built from them.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret string: its `Debug` and `Display` never show the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for building a connection string.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// How to reach the ERP's database server: the `connection` object of a plugin's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// The ODBC driver's name as registered with the driver manager, e.g.
+    /// "ODBC Driver 18 for SQL Server", "PostgreSQL Unicode", "SQLite3".
+    pub driver: Option<String>,
+    /// A configured data source name, instead of `driver` + `server`.
+    pub dsn: Option<String>,
+    /// Host name or address of the database server.
+    pub server: Option<String>,
+    /// TCP port of the database server.
+    pub port: Option<u16>,
+    /// Login name (use a read-only login).
+    pub user: Option<String>,
+    /// Password of the login; never logged.
+    pub password: Option<Secret>,
+    /// SQLite only: the folder holding the database files (database `X` is `X.db`).
+    pub directory: Option<PathBuf>,
+    /// Further connection-string attributes, e.g. `{"Encrypt": "yes"}`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Seconds a single query may run before it is cancelled.
+    #[serde(default = "default_query_timeout")]
+    pub query_timeout_secs: u64,
+    /// Seconds a login may take.
+    #[serde(default = "default_login_timeout")]
+    pub login_timeout_secs: u32,
+    /// Rows fetched per round trip (at most; `fetch_buffer_bytes` may lower it).
+    #[serde(default = "default_fetch_rows")]
+    pub fetch_rows: usize,
+    /// Upper bound of the fetch buffer in bytes.
+    #[serde(default = "default_fetch_buffer_bytes")]
+    pub fetch_buffer_bytes: usize,
+}
+
+fn default_query_timeout() -> u64 {
+    600
+}
+fn default_login_timeout() -> u32 {
+    15
+}
+fn default_fetch_rows() -> usize {
+    10_000
+}
+fn default_fetch_buffer_bytes() -> usize {
+    16 * 1024 * 1024
+}
+
+/// The database products whose drivers need different connection strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Microsoft SQL Server (ODBC Driver 17/18, FreeTDS).
+    SqlServer,
+    /// PostgreSQL (psqlODBC).
+    Postgres,
+    /// SQLite (sqliteodbc).
+    Sqlite,
+    /// Anything else: generic attributes only.
+    Other,
+}
+
+impl ConnectionSettings {
+    /// The JSON Schema of these settings, for a plugin's settings schema.
+    pub fn json_schema() -> ledgerlink_plugin_api::sdk::JsonValue {
+        ledgerlink_plugin_api::sdk::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "description": "How to reach the ERP's database server over ODBC",
+            "properties": {
+                "driver": {"type": "string", "description": "ODBC driver name, e.g. \"ODBC Driver 18 for SQL Server\""},
+                "dsn": {"type": "string", "description": "A configured data source name (instead of driver + server)"},
+                "server": {"type": "string", "description": "Database server host name or address"},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "user": {"type": "string", "description": "Login (read-only)"},
+                "password": {"type": "string", "writeOnly": true, "description": "Password of the login; never logged"},
+                "directory": {"type": "string", "description": "SQLite only: folder of the database files"},
+                "options": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Further connection-string attributes"},
+                "query_timeout_secs": {"type": "integer", "minimum": 0, "default": 600},
+                "login_timeout_secs": {"type": "integer", "minimum": 0, "default": 15},
+                "fetch_rows": {"type": "integer", "minimum": 1, "default": 10000},
+                "fetch_buffer_bytes": {"type": "integer", "minimum": 1024, "default": 16777216}
+            }
+        })
+    }
+
+    /// The dialect, from the driver name (or `Other` for a DSN).
+    pub fn dialect(&self) -> Dialect {
+        let driver = self.driver.as_deref().unwrap_or_default().to_ascii_lowercase();
+        if driver.contains("sql server") || driver.contains("freetds") {
+            Dialect::SqlServer
+        } else if driver.contains("postgres") || driver.contains("psql") {
+            Dialect::Postgres
+        } else if driver.contains("sqlite") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Other
+        }
+    }
+
+    /// A short description of where the data lives, for messages (no secrets).
+    pub fn describe(&self, database: Option<&str>) -> String {
+        let place = match (&self.dsn, &self.server, &self.directory) {
+            (Some(dsn), _, _) => format!("DSN {dsn}"),
+            (None, Some(server), _) => match self.port {
+                Some(port) => format!("{server}:{port}"),
+                None => server.clone(),
+            },
+            (None, None, Some(dir)) => dir.display().to_string(),
+            _ => "the configured server".to_owned(),
+        };
+        match database {
+            Some(db) => format!("database {db} on {place}"),
+            None => place,
+        }
+    }
+
+    /// The connection string for `database`, with the password in it.
+    pub fn connection_string(&self, database: Option<&str>) -> String {
+        self.build(database, true)
+    }
+
+    /// The same string with the password replaced by `***`, safe for logs.
+    pub fn redacted_connection_string(&self, database: Option<&str>) -> String {
+        self.build(database, false)
+    }
+
+    fn build(&self, database: Option<&str>, with_password: bool) -> String {
+        let mut attrs: Vec<(String, String)> = Vec::new();
+        let mut push = |k: &str, v: String| attrs.push((k.to_owned(), v));
+        if let Some(dsn) = &self.dsn {
+            push("DSN", dsn.clone());
+        } else if let Some(driver) = &self.driver {
+            push("Driver", driver.clone());
+        }
+        let dialect = self.dialect();
+        match dialect {
+            Dialect::Sqlite => {
+                if let (Some(dir), Some(db)) = (&self.directory, database) {
+                    push("Database", dir.join(format!("{db}.db")).display().to_string());
+                }
+            }
+            Dialect::SqlServer => {
+                if let Some(server) = &self.server {
+                    let server = match self.port {
+                        Some(port) => format!("{server},{port}"),
+                        None => server.clone(),
+                    };
+                    push("Server", server);
+                }
+                if let Some(db) = database {
+                    push("Database", db.to_owned());
+                }
+            }
+            Dialect::Postgres | Dialect::Other => {
+                if let Some(server) = &self.server {
+                    push("Server", server.clone());
+                }
+                if let Some(port) = self.port {
+                    push("Port", port.to_string());
+                }
+                if let Some(db) = database {
+                    push("Database", db.to_owned());
+                }
+            }
+        }
+        if let Some(user) = &self.user {
+            push("UID", user.clone());
+        }
+        if let Some(password) = &self.password {
+            push("PWD", if with_password { password.expose().to_owned() } else { "***".to_owned() });
+        }
+        if dialect == Dialect::Postgres {
+            // psqlODBC buffers a whole result set in memory unless told to use a
+            // cursor; with it, memory stays flat at the same speed.
+            if !self.options.keys().any(|k| k.eq_ignore_ascii_case("UseDeclareFetch")) {
+                push("UseDeclareFetch", "1".into());
+                push("Fetch", self.fetch_rows.to_string());
+            }
+        }
+        for (key, value) in &self.options {
+            attrs.push((key.clone(), value.clone()));
+        }
+        attrs.iter().map(|(k, v)| format!("{k}={};", escape(v))).collect()
+    }
+}
+
+/// Escapes an attribute value: values with `;`, braces or outer spaces go in braces,
+/// with `}` doubled, as ODBC requires.
+pub(crate) fn escape(value: &str) -> String {
+    let needs = value.contains([';', '{', '}']) || value.starts_with(' ') || value.ends_with(' ');
+    if needs {
+        format!("{{{}}}", value.replace('}', "}}"))
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(json: &str) -> ConnectionSettings {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn values_with_separators_are_braced() {
+        assert_eq!(escape("plain"), "plain");
+        assert_eq!(escape("a;b"), "{a;b}");
+        assert_eq!(escape("x}y"), "{x}}y}");
+        assert_eq!(escape(" padded"), "{ padded}");
+    }
+
+    #[test]
+    fn postgres_string_has_declare_fetch_and_redacts_password() {
+        let s = settings(
+            r#"{"driver":"PostgreSQL Unicode","server":"db","port":5432,"user":"r","password":"p;w}d"}"#,
+        );
+        assert_eq!(s.dialect(), Dialect::Postgres);
+        let full = s.connection_string(Some("F0001"));
+        assert_eq!(
+            full,
+            "Driver=PostgreSQL Unicode;Server=db;Port=5432;Database=F0001;UID=r;PWD={p;w}}d};UseDeclareFetch=1;Fetch=10000;"
+        );
+        let redacted = s.redacted_connection_string(Some("F0001"));
+        assert!(redacted.contains("PWD=***;") && !redacted.contains("p;w"), "{redacted}");
+        assert!(!format!("{s:?}").contains("p;w"));
+    }
+
+    #[test]
+    fn sql_server_joins_port_with_a_comma_and_sqlite_maps_databases_to_files() {
+        let mssql = settings(
+            r#"{"driver":"ODBC Driver 18 for SQL Server","server":"erp","port":1433,"options":{"Encrypt":"yes"}}"#,
+        );
+        assert_eq!(
+            mssql.connection_string(Some("F0001")),
+            "Driver=ODBC Driver 18 for SQL Server;Server=erp,1433;Database=F0001;Encrypt=yes;"
+        );
+        let sqlite = settings(r#"{"driver":"SQLite3","directory":"/data/erp"}"#);
+        assert_eq!(sqlite.connection_string(Some("vbsys")), "Driver=SQLite3;Database=/data/erp/vbsys.db;");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let err = serde_json::from_str::<ConnectionSettings>(r#"{"drvier":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("drvier"));
+    }
+}

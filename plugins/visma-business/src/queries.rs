@@ -1,0 +1,215 @@
+//! The SQL Visma Business is read with, and the mapping of its rows.
+//!
+//! Identifiers are unquoted so the same text runs on SQL Server, PostgreSQL
+//! (which folds them to lower case) and SQLite. Columns are always named.
+
+use ledgerlink_odbc_common::{convert, Database, Row};
+use ledgerlink_plugin_api::canonical::{Account, DimensionRef, DimensionValue, Party, Voucher, VoucherLine};
+use ledgerlink_plugin_api::{ErrorKind, PluginError};
+
+/// Number of companies in the system database.
+pub const COUNT_COMPANIES: &str = "SELECT COUNT(*) FROM Frm";
+
+/// The companies, from the system database.
+pub const COMPANIES: &str = "SELECT FrmNo, Nm, BsNo, Cur FROM Frm ORDER BY FrmNo";
+
+/// The currency of one company.
+pub fn company_currency(number: i64) -> String {
+    format!("SELECT Cur FROM Frm WHERE FrmNo = {number}")
+}
+
+/// The fiscal years that have transactions.
+pub const FISCAL_YEARS: &str = "SELECT DISTINCT AcYrPr / 100 FROM AcTr WHERE AcYrPr > 0 ORDER BY 1";
+
+/// `AcYrPr` bounds of a fiscal year.
+fn period_range(year: i32) -> String {
+    format!("AcYrPr BETWEEN {} AND {}", year * 100, year * 100 + 99)
+}
+
+/// Aggregates that change whenever a transaction of the year or the master data changes.
+///
+/// Rows never stamped (`ChDt = 0`) cannot be dated, so they also enter with a
+/// content checksum: any change to them changes the token.
+pub fn change_token(year: i32) -> String {
+    let range = period_range(year);
+    format!(
+        "SELECT
+           (SELECT COUNT(*) FROM AcTr WHERE {range}),
+           (SELECT SUM(AcAm) FROM AcTr WHERE {range}),
+           (SELECT SUM(AcAm * (EntNo % 97 + 1) + AcNo) FROM AcTr WHERE {range}),
+           (SELECT MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm) FROM AcTr WHERE {range}),
+           (SELECT COUNT(*) FROM AcTr WHERE {range} AND ChDt = 0),
+           (SELECT SUM(AcAm * (JNo % 89 + 1) + AcNo + VoNo) FROM AcTr WHERE {range} AND ChDt = 0),
+           (SELECT COUNT(*) FROM Ac),
+           (SELECT MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm) FROM Ac),
+           (SELECT MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm) FROM Actor)"
+    )
+}
+
+/// The chart of accounts.
+pub const ACCOUNTS: &str = "SELECT AcNo, Nm, AcGr, TxCd FROM Ac ORDER BY AcNo";
+
+/// Maps an `Ac` row.
+pub fn account(row: &Row<'_>) -> Result<Account, PluginError> {
+    let id = row.int(0, "Ac.AcNo")?.to_string();
+    Ok(Account {
+        name: row.opt_string(1)?.unwrap_or_default(),
+        grouping_category: None,
+        grouping_code: None,
+        standard_account: row.opt_string(2)?,
+        default_tax_code: row.opt_int(3, "Ac.TxCd")?.filter(|&c| c != 0).map(|c| c.to_string()),
+        source_key: format!("Ac/{id}"),
+        id,
+    })
+}
+
+/// Customers (`CustNo > 0`) or suppliers (`SupNo > 0`) from `Actor`.
+pub fn actors(number_column: &str) -> String {
+    format!(
+        "SELECT a.{number_column}, a.Nm, a.BsNo, a.Ad1, a.PNo, a.PArea, c.ISO, a.MailAd, a.Phone, cu.ISO, a.ActNo
+         FROM Actor a LEFT JOIN Ctry c ON c.CtryNo = a.Ctry LEFT JOIN Cur cu ON cu.CurNo = a.Cur
+         WHERE a.{number_column} > 0 ORDER BY a.{number_column}"
+    )
+}
+
+/// Maps an `Actor` row selected by [`actors`].
+pub fn party(row: &Row<'_>) -> Result<Party, PluginError> {
+    Ok(Party {
+        id: row.int(0, "Actor number")?.to_string(),
+        name: row.opt_string(1)?.unwrap_or_default(),
+        organisation_number: row.opt_string(2)?,
+        street: row.opt_string(3)?,
+        postal_code: row.opt_string(4)?,
+        city: row.opt_string(5)?,
+        country: row.opt_string(6)?,
+        email: row.opt_string(7)?,
+        phone: row.opt_string(8)?,
+        currency: row.opt_string(9)?,
+        source_key: format!("Actor/{}", row.int(10, "Actor.ActNo")?),
+    })
+}
+
+/// The org-unit dimension tables (`R1`..`R12`) that hold values.
+pub fn dimension_tables(db: &Database) -> Result<Vec<String>, PluginError> {
+    let sql =
+        (1..=12).map(|n| format!("SELECT {n}, COUNT(*) FROM R{n}")).collect::<Vec<_>>().join(" UNION ALL ");
+    let counts = db.query(&sql, |row| Ok((row.int(0, "dimension")?, row.int(1, "COUNT(*)")?)))?;
+    let mut tables: Vec<(i64, i64)> = counts.into_iter().filter(|(_, count)| *count > 0).collect();
+    tables.sort();
+    Ok(tables.into_iter().map(|(n, _)| format!("R{n}")).collect())
+}
+
+/// The values of the given dimension tables.
+pub fn dimension_values(tables: &[String]) -> String {
+    if tables.is_empty() {
+        return "SELECT 'R1', CAST(RNo AS VARCHAR(20)), Nm FROM R1 WHERE 1 = 0".into();
+    }
+    let parts: Vec<String> =
+        tables.iter().map(|t| format!("SELECT '{t}', CAST(RNo AS VARCHAR(20)), Nm FROM {t}")).collect();
+    format!("{} ORDER BY 1, 2", parts.join(" UNION ALL "))
+}
+
+/// Maps a row of [`dimension_values`].
+pub fn dimension_value(row: &Row<'_>) -> Result<DimensionValue, PluginError> {
+    let dimension_type = row.required(0, "dimension")?.to_owned();
+    let id = row.required(1, "RNo")?.to_owned();
+    Ok(DimensionValue {
+        source_key: format!("{dimension_type}/{id}"),
+        name: row.opt_string(2)?.unwrap_or_default(),
+        dimension_type,
+        id,
+    })
+}
+
+/// Voucher headers of a year: one per voucher number.
+pub fn vouchers(year: i32) -> String {
+    format!(
+        "SELECT VoNo, MIN(VoDt), MIN(AcYrPr), MIN(VoTp), MIN(Txt) FROM AcTr WHERE {} GROUP BY VoNo ORDER BY VoNo",
+        period_range(year)
+    )
+}
+
+fn missing_date(what: &str) -> PluginError {
+    PluginError::new(
+        ErrorKind::DATA,
+        format!("{what} is 0 (no date)"),
+        "Give the transaction a voucher date in Visma Business.",
+    )
+}
+
+/// Maps a row of [`vouchers`].
+pub fn voucher(row: &Row<'_>) -> Result<Voucher, PluginError> {
+    let number = row.int(0, "AcTr.VoNo")?;
+    let date = convert::date_yyyymmdd(row.required(1, "AcTr.VoDt")?, "AcTr.VoDt")?
+        .ok_or_else(|| missing_date("AcTr.VoDt"))?;
+    let (year, period) = convert::year_period(row.required(2, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?;
+    Ok(Voucher {
+        id: number.to_string(),
+        date,
+        period: Some(period).filter(|&p| p > 0),
+        voucher_type: row.opt_string(3)?,
+        description: row.opt_string(4)?,
+        source_key: format!("AcTr/{year}/VoNo={number}"),
+    })
+}
+
+/// General-ledger lines of a year, grouped by voucher.
+pub fn voucher_lines(year: i32) -> String {
+    let dims: Vec<String> = (1..=12).map(|n| format!("t.R{n}")).collect();
+    format!(
+        "SELECT t.VoNo, t.JNo, t.EntNo, t.AcNo, t.VoDt, t.Txt, t.AcAm, c.ISO, t.CurAm, t.TxCd, t.Cust, t.Sup, {}
+         FROM AcTr t LEFT JOIN Cur c ON c.CurNo = t.Cur
+         WHERE t.{} ORDER BY t.VoNo, t.JNo, t.EntNo",
+        dims.join(", "),
+        period_range(year)
+    )
+}
+
+/// A mapper of [`voucher_lines`] rows that numbers lines within each voucher and
+/// keeps foreign-currency amounts only for currencies other than the company's.
+pub fn line_mapper(
+    company_currency: String,
+) -> impl FnMut(&Row<'_>) -> Result<VoucherLine, PluginError> + Send {
+    let mut current_voucher = i64::MIN;
+    let mut line_no = 0u32;
+    move |row| {
+        let voucher = row.int(0, "AcTr.VoNo")?;
+        if voucher != current_voucher {
+            current_voucher = voucher;
+            line_no = 0;
+        }
+        line_no += 1;
+        let (journal, entry) = (row.int(1, "AcTr.JNo")?, row.int(2, "AcTr.EntNo")?);
+        let currency = row.opt_string(7)?.filter(|c| *c != company_currency);
+        let amount_currency = match currency {
+            Some(_) => row.opt_decimal(8, 2, "AcTr.CurAm")?,
+            None => None,
+        };
+        let mut dimensions = Vec::new();
+        for n in 1..=12usize {
+            if let Some(value) = row.trimmed(11 + n)?.filter(|v| *v != "0") {
+                dimensions.push(DimensionRef { dimension_type: format!("R{n}"), value: value.to_owned() });
+            }
+        }
+        let positive = |column, what| -> Result<Option<String>, PluginError> {
+            Ok(row.opt_int(column, what)?.filter(|&n| n > 0).map(|n| n.to_string()))
+        };
+        Ok(VoucherLine {
+            voucher_id: voucher.to_string(),
+            line_no,
+            account_id: row.int(3, "AcTr.AcNo")?.to_string(),
+            date: convert::date_yyyymmdd(row.required(4, "AcTr.VoDt")?, "AcTr.VoDt")?
+                .ok_or_else(|| missing_date("AcTr.VoDt"))?,
+            description: row.opt_string(5)?,
+            amount: row.decimal(6, 2, "AcTr.AcAm")?,
+            currency,
+            amount_currency,
+            tax_code: positive(9, "AcTr.TxCd")?,
+            tax_amount: None,
+            dimensions,
+            customer_id: positive(10, "AcTr.Cust")?,
+            supplier_id: positive(11, "AcTr.Sup")?,
+            source_key: format!("AcTr/JNo={journal}/EntNo={entry}"),
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! The ODBC plugins against real ERP-shaped databases: PostgreSQL through
+//! psqlODBC and SQLite through sqliteodbc, compared with SQL aggregates that the
+//! fixture crate computes over the same databases through native clients.
+
+use ledgerlink_e2e::{erp_plugin, plugins_check, reader_password, settings_for};
+use ledgerlink_fixtures::{Backend, Erp, Fixture, FixtureSpec};
+use ledgerlink_host::plugins::{probe, LoadedPlugin, PluginSource};
+use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_plugin_api::canonical::{Decimal, RecordBatch, VoucherLine};
+use ledgerlink_plugin_api::{Entity, ErrorKind};
+use serde_json::Value;
+
+fn fixture(erp: Erp, backend: Backend) -> Fixture {
+    Fixture::create(FixtureSpec::new(erp, backend)).unwrap_or_else(|e| {
+        panic!("creating the {erp} fixture on {backend} failed: {e}. Run scripts/setup first.")
+    })
+}
+
+fn open(erp: Erp, fixture: &Fixture) -> PluginSource {
+    let path = erp_plugin(erp);
+    probe(&ledgerlink_e2e::binary("ledgerlink"), &path).expect("the plugin passes the probe");
+    let plugin = LoadedPlugin::load_vetted(&path).expect("plugin loads");
+    plugin.open(&settings_for(erp, fixture, &reader_password())).expect("source opens")
+}
+
+fn decimal(value: &Value) -> Decimal {
+    value.as_str().unwrap_or_else(|| panic!("{value} is not a decimal string")).parse().expect("decimal")
+}
+
+/// `plugins check` passes and its counts and trial balances equal the fixture's SQL.
+fn check_matches_sql(erp: Erp, fixture: &Fixture) {
+    let (output, report) = plugins_check(&erp_plugin(erp), &settings_for(erp, fixture, &reader_password()));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{erp}: {report:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["passed"], true);
+    let companies = report["companies"].as_array().expect("companies");
+    assert_eq!(companies.len(), fixture.companies().len(), "{erp}: company count");
+    for info in fixture.companies() {
+        let company = companies
+            .iter()
+            .find(|c| c["id"] == info.id.as_str())
+            .unwrap_or_else(|| panic!("{erp}: company {}", info.id));
+        assert_eq!(company["name"], info.name.as_str(), "{erp}: names with æøå survive");
+        for &year in &info.years {
+            let expected = fixture.expected(&info.id, year).expect("expected values");
+            let got = company["years"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|y| y["year"] == year)
+                .expect("year reported");
+            for (entity, count) in &expected.counts {
+                let reported = &got["counts"][entity.as_str()];
+                let reported = reported.as_u64().unwrap_or(0);
+                assert_eq!(reported, *count, "{erp} company {} {year}: {entity} count", info.id);
+            }
+            let tb = got["trial_balance"].as_object().expect("trial balance");
+            assert_eq!(
+                tb.len(),
+                expected.trial_balance.accounts.len(),
+                "{erp} {} {year}: accounts in TB",
+                info.id
+            );
+            for (account, row) in &expected.trial_balance.accounts {
+                let reported = &tb[account.as_str()];
+                assert_eq!(
+                    decimal(&reported["debit"]),
+                    row.debit,
+                    "{erp} {} {year} {account} debit",
+                    info.id
+                );
+                assert_eq!(
+                    decimal(&reported["credit"]),
+                    row.credit,
+                    "{erp} {} {year} {account} credit",
+                    info.id
+                );
+            }
+        }
+    }
+}
+
+fn extract(source: &PluginSource, company: &str, entity: Entity, year: i32) -> Vec<RecordBatch> {
+    source
+        .extract(company, entity, year, CancelFlag::new())
+        .expect("extract starts")
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("extract {entity}: {e}"))
+}
+
+fn lines(batches: Vec<RecordBatch>) -> Vec<VoucherLine> {
+    batches
+        .into_iter()
+        .flat_map(|b| match b {
+            RecordBatch::VoucherLines(l) => l,
+            other => panic!("expected voucher lines, got {:?}", other.entity()),
+        })
+        .collect()
+}
+
+/// Names are trimmed, foreign-currency amounts kept, and change tokens behave.
+fn records_and_change_tokens(erp: Erp, fixture: &mut Fixture) {
+    let source = open(erp, fixture);
+    let company = fixture.companies()[0].clone();
+    for kind in [Entity::Customers, Entity::Suppliers] {
+        for batch in extract(&source, &company.id, kind, 2025) {
+            let names: Vec<String> = match batch {
+                RecordBatch::Customers(p) | RecordBatch::Suppliers(p) => {
+                    p.into_iter().map(|p| p.name).collect()
+                }
+                _ => unreachable!(),
+            };
+            assert!(!names.is_empty());
+            for name in names {
+                assert_eq!(name.trim(), name, "{erp}: CHAR padding is trimmed");
+            }
+        }
+    }
+    let year_lines = lines(extract(&source, &company.id, Entity::VoucherLines, 2025));
+    let foreign: Vec<&VoucherLine> = year_lines.iter().filter(|l| l.currency.is_some()).collect();
+    assert!(!foreign.is_empty(), "{erp}: the fixture has foreign-currency lines");
+    for line in foreign {
+        assert_ne!(line.currency.as_deref(), Some(company.currency.as_str()));
+        let amount = line.amount_currency.expect("currency amount kept");
+        assert!(!amount.is_zero() && amount.is_sign_negative() == line.amount.is_sign_negative(), "{line:?}");
+    }
+
+    let token_2025 = source.change_token(&company.id, 2025).unwrap();
+    let token_2024 = source.change_token(&company.id, 2024).unwrap();
+    assert_eq!(source.change_token(&company.id, 2025).unwrap(), token_2025, "{erp}: stable token");
+    fixture.touch_one_line(&company.id, 2025).expect("update one line");
+    assert_ne!(
+        source.change_token(&company.id, 2025).unwrap(),
+        token_2025,
+        "{erp}: token changes after an update"
+    );
+    assert_eq!(
+        source.change_token(&company.id, 2024).unwrap(),
+        token_2024,
+        "{erp}: the other year's token stays"
+    );
+}
+
+macro_rules! erp_backend_test {
+    ($name:ident, $erp:expr, $backend:expr) => {
+        #[test]
+        fn $name() {
+            let mut fixture = fixture($erp, $backend);
+            check_matches_sql($erp, &fixture);
+            records_and_change_tokens($erp, &mut fixture);
+        }
+    };
+}
+
+erp_backend_test!(visma_business_on_postgres, Erp::VismaBusiness, Backend::Postgres);
+erp_backend_test!(visma_business_on_sqlite, Erp::VismaBusiness, Backend::Sqlite);
+erp_backend_test!(visma_global_on_postgres, Erp::VismaGlobal, Backend::Postgres);
+erp_backend_test!(visma_global_on_sqlite, Erp::VismaGlobal, Backend::Sqlite);
+erp_backend_test!(sap_b1_on_postgres, Erp::SapB1, Backend::Postgres);
+erp_backend_test!(sap_b1_on_sqlite, Erp::SapB1, Backend::Sqlite);
+
+#[test]
+fn exact_amounts_of_trillions_survive_on_postgres() {
+    let mut spec = FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres);
+    spec.huge_amounts = true;
+    let fixture = Fixture::create(spec).expect("fixture");
+    check_matches_sql(Erp::VismaBusiness, &fixture);
+    let source = open(Erp::VismaBusiness, &fixture);
+    let company = &fixture.companies()[0].id;
+    let huge: Decimal = "9999999999999.99".parse().unwrap();
+    assert!(lines(extract(&source, company, Entity::VoucherLines, 2025))
+        .iter()
+        .any(|l| l.amount.abs() == huge));
+}
+
+#[test]
+fn wrong_password_is_an_authentication_error_that_never_shows_a_password() {
+    let fixture = fixture(Erp::VismaBusiness, Backend::Postgres);
+    let wrong = "Wrong-Password-77";
+    for erp in Erp::ALL {
+        let (output, report) = plugins_check(&erp_plugin(erp), &settings_for(erp, &fixture, wrong));
+        assert_eq!(output.status.code(), Some(1), "{erp}: {report:#}");
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("[authentication]") && message.contains("password authentication failed"),
+            "{message}"
+        );
+        assert!(!report["error"]["resolution"].as_str().unwrap().is_empty());
+        let everything =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(
+            !everything.contains(wrong) && !everything.contains(&reader_password()),
+            "{erp}: a password leaked"
+        );
+    }
+}
+
+#[test]
+fn a_database_of_another_erp_is_refused_naming_the_missing_table() {
+    let sap = fixture(Erp::SapB1, Backend::Sqlite);
+    let (output, report) =
+        plugins_check(&erp_plugin(Erp::VismaBusiness), &settings_for(Erp::VismaBusiness, &sap, ""));
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("table `Frm` does not exist") && message.contains("Visma Business"),
+        "{message}"
+    );
+
+    let vb = fixture(Erp::VismaBusiness, Backend::Postgres);
+    let (_, report) =
+        plugins_check(&erp_plugin(Erp::SapB1), &settings_for(Erp::SapB1, &vb, &reader_password()));
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("table `SRGC` does not exist"), "{message}");
+}
+
+#[test]
+fn the_database_going_away_mid_extraction_is_an_error_never_a_short_success() {
+    // 10 000 lines per company and year: 20 fetches of 500 rows.
+    let mut spec = FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres);
+    spec.voucher_lines = 40_000;
+    let fixture = Fixture::create(spec).expect("fixture");
+    let source = open(Erp::VismaBusiness, &fixture);
+    let company = &fixture.companies()[0].id;
+    let mut batches = source.extract(company, Entity::VoucherLines, 2025, CancelFlag::new()).unwrap();
+    assert!(batches.next().expect("a first batch").is_ok());
+    assert!(fixture.terminate_reader_connections().expect("terminate") >= 1);
+    let rest: Vec<_> = batches.collect();
+    let error =
+        rest.last().expect("the stream ends with an error").as_ref().expect_err("an error, not the end");
+    assert_eq!(error.kind(), ErrorKind::CONNECTION, "{error}");
+    assert!(!error.to_string().contains(&reader_password()));
+}
