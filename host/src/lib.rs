@@ -4,6 +4,14 @@
 //! and benchmarks use the library directly.
 
 pub mod cli;
+pub mod config;
 pub mod exit;
+pub mod hub_client;
+pub mod jobs;
 pub mod logging;
+pub mod pipeline;
 pub mod plugins;
+pub mod schedule;
+pub mod service;
+pub mod spool;
+pub mod state;

@@ -9,7 +9,10 @@ macro_rules! outln {
 }
 
 mod check;
+mod config_cmd;
+mod demo;
 mod list;
+mod sync;
 
 use crate::plugins;
 use clap::{Parser, Subcommand};
@@ -28,9 +31,51 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Inspect and test plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// The demo: a hub on loopback, a Visma Business database in SQLite, a sync over ODBC, the trial balance.
+    Demo {
+        /// Where the demo's files go (recreated each time).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Run the service: every enabled source on its schedule, until Ctrl-C or SIGTERM.
+    Run {
+        /// The configuration file (default: $LEDGERLINK_CONFIG, else the OS default path).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Seconds running jobs get to finish after a shutdown signal.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        drain_secs: u64,
+    },
+    /// Sync one source now: extract what changed, validate, spool, upload.
+    ///
+    /// Exit codes: 0 uploaded, 7 nothing changed, 6 spooled (hub unreachable; sent
+    /// by the next run), 5 invalid data (not uploaded), 4 source error, 3 configuration error.
+    Sync {
+        /// The source id from the configuration.
+        #[arg(long)]
+        source: String,
+        /// Only this company.
+        #[arg(long)]
+        company: Option<String>,
+        /// Only this fiscal year.
+        #[arg(long)]
+        year: Option<i32>,
+        /// Upload even when nothing changed.
+        #[arg(long)]
+        force: bool,
+        /// The configuration file (default: $LEDGERLINK_CONFIG, else the OS default path).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Internal: load one plugin file in this (child) process and print its manifest.
     #[command(name = "plugin-probe", hide = true)]
     PluginProbe {
@@ -69,6 +114,20 @@ pub enum PluginsCommand {
     },
 }
 
+/// `ledgerlink config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Parse and validate the configuration file; name the file, line and field of every problem.
+    ///
+    /// Exit code 0 when the configuration is valid, 3 when it cannot be read or is invalid.
+    Validate {
+        /// The configuration file. Default: $LEDGERLINK_CONFIG, else /etc/ledgerlink/ledgerlink.toml
+        /// (%ProgramData%\Ledgerlink\ledgerlink.toml on Windows).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
 /// The executable used for probe children: this very program.
 fn probe_exe() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ledgerlink"))
@@ -77,7 +136,21 @@ fn probe_exe() -> PathBuf {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Config(ConfigCommand::Validate { config }) => config_cmd::validate(config.as_deref()).into(),
         Command::PluginProbe { path } => plugins::run_probe_child(&path),
+        Command::Demo { dir } => demo::run(dir, probe_exe()).into(),
+        Command::Run { config, drain_secs } => match sync::load_config(config.as_deref()) {
+            Ok(config) => crate::service::run(
+                crate::jobs::Agent::new(config, probe_exe()),
+                std::time::Duration::from_secs(drain_secs),
+            )
+            .into(),
+            Err(exit) => exit.into(),
+        },
+        Command::Sync { source, company, year, force, config, json } => {
+            let request = crate::pipeline::SyncRequest { company, year, force };
+            sync::run(sync::SyncArgs { config, source, request, json }, probe_exe()).into()
+        }
         Command::Plugins(PluginsCommand::List { plugin_dirs, json }) => {
             let dirs = if plugin_dirs.is_empty() { vec![default_plugin_dir()] } else { plugin_dirs };
             list::run(&dirs, &probe_exe(), json).into()

@@ -37,7 +37,11 @@ impl TrialBalance {
     pub fn add_amount(&mut self, account_id: &str, amount: Decimal) {
         let row = match self.accounts.get_mut(account_id) {
             Some(row) => row,
-            None => self.accounts.entry(account_id.to_owned()).or_default(),
+            // Zeros carry the amount's scale, so an empty side reads "0.00", not "0".
+            None => self.accounts.entry(account_id.to_owned()).or_insert_with(|| {
+                let zero = Decimal::new(0, amount.scale());
+                TrialBalanceRow { debit: zero, credit: zero, net: zero }
+            }),
         };
         if amount.is_sign_negative() {
             row.credit -= amount;
@@ -70,6 +74,7 @@ mod tests {
         assert_eq!(bank.credit.to_string(), "0.10");
         assert_eq!(bank.net.to_string(), "100.10");
         assert_eq!(tb.accounts["3000"].credit.to_string(), "100.00");
+        assert_eq!(tb.accounts["3000"].debit.to_string(), "0.00", "an empty side keeps the scale");
         assert_eq!(tb.total_net(), Decimal::from_str("0.10").unwrap());
     }
 }

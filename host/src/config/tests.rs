@@ -1,0 +1,381 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[hub]
+url = "https://hub.example.com"
+
+[[tenants]]
+id = "acme"
+api_key = "llk_supersecretkey"
+
+  [[tenants.sources]]
+  id = "visma"
+  plugin = "visma-business"
+"#;
+
+fn parse_ok(text: &str) -> Config {
+    match parse(text, Path::new("test.toml")) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid configuration, got:\n{e}"),
+    }
+}
+
+/// The single problem of an invalid configuration.
+fn problem(text: &str) -> Problem {
+    let problems = problems(text);
+    assert_eq!(problems.len(), 1, "expected one problem, got {problems:#?}");
+    problems.into_iter().next().unwrap()
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text, Path::new("test.toml")) {
+        Ok(c) => panic!("expected an error, got {c:#?}"),
+        Err(e) => e.problems().to_vec(),
+    }
+}
+
+/// Asserts the problem's line and field, and that the message contains `needle`.
+#[track_caller]
+fn assert_problem(p: &Problem, line: usize, field: &str, needle: &str) {
+    assert_eq!((p.line, p.field.as_str()), (Some(line), field), "{p:#?}");
+    assert!(p.message.contains(needle), "message {:?} lacks {needle:?}", p.message);
+    assert!(!p.resolution.is_empty());
+}
+
+/// MINIMAL with `extra` appended after the source's `plugin` line (line 11), so `extra` is on line 12.
+fn with_source_lines(extra: &str) -> String {
+    format!("{MINIMAL}{extra}\n")
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse_ok(MINIMAL);
+    assert_eq!(c.hub.timeout_secs, 60);
+    assert_eq!(c.spool.max_bytes, 10_737_418_240);
+    assert_eq!(c.spool_dir(), default_data_dir().join("spool"));
+    let (tenant, source) = c.source("visma").unwrap();
+    assert_eq!(tenant.id, "acme");
+    assert!(source.enabled);
+    assert_eq!(source.fiscal_years, FiscalYears::Recent { count: 2 });
+    assert_eq!(source.retry, RetryConfig { max_attempts: 3, initial_backoff_secs: 30 });
+    assert_eq!(source.schedule, ScheduleConfig::default());
+    assert_eq!(source.schedule().unwrap(), Schedule::default());
+    assert_eq!(source.max_concurrent_jobs, 1);
+    assert!(source.wants_company("anything"));
+    assert_eq!(source.plugin_settings_json(), serde_json::json!({}));
+}
+
+#[test]
+fn full_config_parses() {
+    let text = r#"
+[agent]
+data_dir = "/srv/llk"
+service_user = "svc"
+[hub]
+url = "https://hub.example.com"
+proxy = "http://proxy.local:3128"
+timeout_secs = 30
+[spool]
+directory = "/srv/spool"
+max_bytes = 1_000
+[plugins]
+directories = ["/usr/lib/ledgerlink/plugins"]
+[[tenants]]
+id = "acme"
+api_key = "llk_a"
+  [[tenants.sources]]
+  id = "visma"
+  plugin = "visma-business"
+  enabled = false
+  companies = ["1", "2"]
+  fiscal_years = { type = "list", years = [2025, 2024] }
+  max_concurrent_jobs = 2
+  retry = { max_attempts = 5, initial_backoff_secs = 10 }
+  schedule = { type = "weekly", weekday = "saturday", at = "02:00", spread_minutes = 60 }
+  [tenants.sources.settings]
+  connection = { driver = "ODBC Driver 18 for SQL Server", server = "erp-sql", user = "reader", password = "hunter2" }
+  batch_rows = 5000
+  [[tenants.sources]]
+  id = "cron-one"
+  plugin = "sap-b1"
+  schedule = { type = "cron", expression = "0 30 2 * * *" }
+  [[tenants.sources]]
+  id = "often"
+  plugin = "unimicro"
+  schedule = { type = "interval", every_minutes = 15 }
+"#;
+    let c = parse_ok(text);
+    assert_eq!(c.spool_dir(), PathBuf::from("/srv/spool"));
+    assert_eq!(c.sources().count(), 3);
+    let (_, visma) = c.source("visma").unwrap();
+    assert!(!visma.enabled && visma.wants_company("2") && !visma.wants_company("3"));
+    assert_eq!(visma.fiscal_years.years(2025), vec![2024, 2025]);
+    assert_eq!(
+        visma.plugin_settings_json(),
+        serde_json::json!({
+            "connection": { "driver": "ODBC Driver 18 for SQL Server", "server": "erp-sql", "user": "reader", "password": "hunter2" },
+            "batch_rows": 5000
+        })
+    );
+    assert!(matches!(visma.schedule().unwrap(), Schedule::Weekly { .. }));
+    assert!(matches!(c.source("cron-one").unwrap().1.schedule().unwrap(), Schedule::Cron(_)));
+    assert_eq!(
+        c.source("often").unwrap().1.schedule().unwrap(),
+        Schedule::interval(chrono::Duration::minutes(15)).unwrap()
+    );
+}
+
+#[test]
+fn example_toml_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
+    let c = match load(&path) {
+        Ok(c) => c,
+        Err(e) => panic!("config/example.toml:\n{e}"),
+    };
+    assert!(!c.tenants.is_empty() && c.sources().count() >= 2);
+    for (_, s) in c.sources() {
+        s.schedule().unwrap();
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let text = MINIMAL.to_owned()
+        + r#"
+  [tenants.sources.settings]
+  connection = { server = "erp", user = "reader", password = "hunter2" }
+  api_token = "tok-123456"
+  nested = [{ client_secret = "s3cr3t-value" }]
+  connection_string = "Driver={X};Server=erp;UID=reader;PWD=pa55word;Database=db"
+"#;
+    let mut c = parse_ok(&text);
+    c.hub.proxy = Some("http://user:proxypass@proxy.local:3128".into());
+    let debug = format!("{c:?} {c:#?}");
+    for secret in ["llk_supersecretkey", "hunter2", "tok-123456", "s3cr3t-value", "pa55word", "proxypass"] {
+        assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+    }
+    assert!(debug.contains("***") && debug.contains("reader") && debug.contains("Server=erp"));
+    let key = &c.tenants[0].api_key;
+    assert_eq!((format!("{key}"), format!("{key:?}")), ("***".into(), "***".into()));
+    assert_eq!(key.expose(), "llk_supersecretkey");
+}
+
+#[test]
+fn redact_json_hides_secret_keys_at_any_depth() {
+    let v = serde_json::json!({
+        "user": "reader",
+        "Password": "p1",
+        "a": { "b": [{ "apiKey": { "inner": "p2" }, "ok": 1 }] },
+        "dsn": "DSN=x;Pwd={p3;x};uid=y",
+        "PASSWORD=": "notakey",
+    });
+    let r = redact_json(&v);
+    let text = r.to_string();
+    for s in ["p1", "p2", "p3"] {
+        assert!(!text.contains(s), "{s} in {text}");
+    }
+    assert_eq!(r["user"], "reader");
+    assert_eq!(r["a"]["b"][0]["ok"], 1);
+    assert_eq!(r["dsn"], "DSN=x;Pwd=***;uid=y");
+    assert_eq!(redact_json(&serde_json::json!("server=a;xpwd=1")), "server=a;xpwd=1");
+}
+
+#[test]
+fn unknown_top_level_key_names_line_and_field() {
+    let text = format!("{MINIMAL}\n[hubb]\nurl = \"x\"\n");
+    let p = problem(&text);
+    assert_problem(&p, 13, "hubb", "unknown field `hubb`");
+    assert_eq!(p.column, Some(2));
+}
+
+#[test]
+fn unknown_key_in_a_source_names_line_and_field() {
+    let p = problem(&with_source_lines("  shedule = { type = \"nightly\" }"));
+    assert_problem(&p, 12, "tenants[0].sources[0].shedule", "unknown field `shedule`");
+    assert!(p.message.contains("schedule"), "the message lists the allowed keys: {}", p.message);
+}
+
+#[test]
+fn unknown_key_in_an_inline_table_names_line_and_field() {
+    let p = problem(&with_source_lines("  retry = { max_attempts = 3, backoff = 5 }"));
+    assert_problem(&p, 12, "tenants[0].sources[0].retry.backoff", "unknown field `backoff`");
+    let p = problem(&with_source_lines(
+        "  schedule = { type = \"nightly\", window_start = \"19:00\", windw_end = \"07:00\" }",
+    ));
+    assert_problem(&p, 12, "tenants[0].sources[0].schedule.windw_end", "unknown field `windw_end`");
+    assert_eq!(p.column, Some(58), "points at the key itself");
+}
+
+#[test]
+fn unknown_schedule_type_names_the_type_field() {
+    let p = problem(&with_source_lines("  schedule = { type = \"nighty\" }"));
+    assert_problem(&p, 12, "tenants[0].sources[0].schedule.type", "unknown variant `nighty`");
+    assert!(p.message.contains("nightly") && p.message.contains("cron"), "{}", p.message);
+}
+
+#[test]
+fn second_source_is_named_by_index() {
+    let text = format!(
+        "{MINIMAL}\n  [[tenants.sources]]\n  id = \"two\"\n  plugin = \"p\"\n  schedule = {{ type = \"weekly\", weekday = \"saturday\" }}\n"
+    );
+    let p = problem(&text);
+    assert_problem(&p, 16, "tenants[0].sources[1].schedule.at", "missing field `at`");
+}
+
+#[test]
+fn missing_required_keys() {
+    let p = problem("[[tenants]]\nid = \"a\"\napi_key = \"k\"\n");
+    assert_eq!((p.field.as_str(), p.line), ("hub", Some(1)), "{p:#?}");
+    assert!(p.message.contains("missing field `hub`"));
+    let p = problem("[hub]\nurl = \"https://h\"\n\n[[tenants]]\nid = \"a\"\n");
+    assert!(p.message.contains("missing field `api_key`"), "{p:#?}");
+    assert_eq!(p.field, "tenants[0].api_key");
+    assert_eq!(p.line, Some(4));
+}
+
+#[test]
+fn wrong_types_name_line_and_field() {
+    let p = problem(&MINIMAL.replace("[hub]\n", "[hub]\ntimeout_secs = \"60\"\n"));
+    assert_problem(&p, 3, "hub.timeout_secs", "invalid type");
+    let p = problem(&with_source_lines("  max_concurrent_jobs = -1"));
+    assert_problem(&p, 12, "tenants[0].sources[0].max_concurrent_jobs", "-1");
+}
+
+#[test]
+fn syntax_error_names_line() {
+    let p = problem(&with_source_lines("  enabled = tru"));
+    assert_eq!(p.line, Some(12), "{p:#?}");
+    assert!(!p.message.is_empty());
+}
+
+#[test]
+fn duplicate_ids_name_the_second_occurrence() {
+    let text = format!(
+        "{MINIMAL}\n[[tenants]]\nid = \"acme\"\napi_key = \"k2\"\n  [[tenants.sources]]\n  id = \"visma\"\n  plugin = \"x\"\n"
+    );
+    let ps = problems(&text);
+    assert_eq!(ps.len(), 2, "{ps:#?}");
+    assert_problem(&ps[0], 14, "tenants[1].id", "already used by tenants[0]");
+    assert_problem(&ps[1], 17, "tenants[1].sources[0].id", "already used by tenants[0].sources[0]");
+}
+
+#[test]
+fn empty_api_key() {
+    let p = problem(&MINIMAL.replace("llk_supersecretkey", " "));
+    assert_problem(&p, 7, "tenants[0].api_key", "api_key is empty");
+}
+
+#[test]
+fn hub_url_must_be_https_except_loopback() {
+    for ok in
+        ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "https://hub.example.com/base"]
+    {
+        parse_ok(&MINIMAL.replace("https://hub.example.com", ok));
+    }
+    let p = problem(&MINIMAL.replace("https://hub.example.com", "http://hub.example.com"));
+    assert_problem(&p, 3, "hub.url", "plain http://");
+    let p = problem(&MINIMAL.replace("https://hub.example.com", "hub.example.com"));
+    assert_problem(&p, 3, "hub.url", "not a URL");
+    let p = problem(&MINIMAL.replace("https://hub.example.com", "ftp://hub"));
+    assert_problem(&p, 3, "hub.url", "scheme `ftp`");
+}
+
+#[test]
+fn schedule_values_are_validated_with_their_field() {
+    let cases = [
+        ("{ type = \"nightly\", window_start = \"25:00\" }", "window_start", "`25:00` is not a time"),
+        ("{ type = \"nightly\", window_end = \"7pm\" }", "window_end", "`7pm` is not a time"),
+        (
+            "{ type = \"nightly\", window_start = \"07:00\" }",
+            "window_end",
+            "starts and ends at the same time",
+        ),
+        ("{ type = \"weekly\", weekday = \"caturday\", at = \"02:00\" }", "weekday", "not a weekday"),
+        ("{ type = \"weekly\", weekday = \"monday\", at = \"2\" }", "at", "not a time"),
+        (
+            "{ type = \"weekly\", weekday = \"monday\", at = \"02:00\", spread_minutes = 800 }",
+            "spread_minutes",
+            "at most 720",
+        ),
+        ("{ type = \"interval\", every_minutes = 0 }", "every_minutes", "at least 1 minute"),
+        ("{ type = \"cron\", expression = \"61 * * * *\" }", "expression", "invalid cron expression"),
+        ("{ type = \"cron\", expression = \"0 0 30 2 *\" }", "expression", "never fires"),
+    ];
+    for (schedule, field, needle) in cases {
+        let p = problem(&with_source_lines(&format!("  schedule = {schedule}")));
+        assert_problem(&p, 12, &format!("tenants[0].sources[0].schedule.{field}"), needle);
+    }
+}
+
+#[test]
+fn numeric_limits_are_validated() {
+    let p = problem(&format!("[spool]\nmax_bytes = 0\n{MINIMAL}"));
+    assert_problem(&p, 2, "spool.max_bytes", "0 bytes");
+    let p = problem(&with_source_lines("  fiscal_years = { type = \"recent\", count = 0 }"));
+    assert_problem(&p, 12, "tenants[0].sources[0].fiscal_years.count", "count is 0");
+    let p = problem(&with_source_lines("  fiscal_years = { type = \"list\", years = [] }"));
+    assert_problem(&p, 12, "tenants[0].sources[0].fiscal_years.years", "empty");
+    let p = problem(&with_source_lines("  max_concurrent_jobs = 0"));
+    assert_problem(&p, 12, "tenants[0].sources[0].max_concurrent_jobs", "is 0");
+    let p = problem(&with_source_lines("  retry = { max_attempts = 0 }"));
+    assert_problem(&p, 12, "tenants[0].sources[0].retry.max_attempts", "is 0");
+    let p = problem(&with_source_lines("  companies = []"));
+    assert_problem(&p, 12, "tenants[0].sources[0].companies", "empty list");
+}
+
+#[test]
+fn invalid_ids_and_no_tenants() {
+    let p = problem(&MINIMAL.replace("id = \"visma\"", "id = \"../etc\""));
+    assert_problem(&p, 10, "tenants[0].sources[0].id", "not a valid id");
+    let p = problem("[hub]\nurl = \"https://h\"\n");
+    assert_eq!((p.field.as_str(), p.line), ("tenants", None));
+}
+
+#[test]
+fn several_semantic_problems_are_reported_together() {
+    let text = MINIMAL.replace("https://hub.example.com", "http://hub").replace("llk_supersecretkey", "");
+    let ps = problems(&text);
+    assert_eq!(ps.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), ["hub.url", "tenants[0].api_key"]);
+}
+
+#[test]
+fn error_display_names_file_line_column_field_and_resolution() {
+    let err = parse(&with_source_lines("  shedule = 1"), Path::new("/etc/x.toml")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("/etc/x.toml:12:3: tenants[0].sources[0].shedule: unknown field `shedule`"),
+        "{text}"
+    );
+    assert!(text.contains("\n    Resolution: "), "{text}");
+}
+
+#[test]
+fn read_errors_say_what_to_do() {
+    let err = load(Path::new("/nonexistent/ledgerlink.toml")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("/nonexistent/ledgerlink.toml") && text.contains("Resolution: create it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_path_resolution_order() {
+    let cli = Path::new("/from/cli.toml");
+    let env = Some(OsString::from("/from/env.toml"));
+    assert_eq!(resolve_path_from(Some(cli), env.clone()), cli);
+    assert_eq!(resolve_path_from(None, env), PathBuf::from("/from/env.toml"));
+    assert_eq!(resolve_path_from(None, Some(OsString::new())), default_path());
+    assert_eq!(resolve_path_from(None, None), default_path());
+    if cfg!(unix) {
+        assert_eq!(default_path(), PathBuf::from("/etc/ledgerlink/ledgerlink.toml"));
+    }
+}
+
+#[test]
+fn line_col_counts_characters() {
+    assert_eq!(line_col("ab\ncd", 0), (1, 1));
+    assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    assert_eq!(line_col("é\nx", 3), (2, 1));
+    assert_eq!(line_col("éx", 2), (1, 2));
+}

@@ -1,0 +1,260 @@
+//! Semantic checks after parsing: what serde's types cannot say.
+
+use super::locate::FieldPath;
+use super::{Config, FiscalYears, ScheduleConfig, Source, Tenant};
+use crate::schedule::ScheduleError;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// One semantic problem, placed by field path.
+#[derive(Debug)]
+pub(crate) struct Issue {
+    pub(crate) path: FieldPath,
+    pub(crate) message: String,
+    pub(crate) resolution: String,
+}
+
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn push(&mut self, path: FieldPath, message: impl Into<String>, resolution: impl Into<String>) {
+        self.0.push(Issue { path, message: message.into(), resolution: resolution.into() });
+    }
+}
+
+/// Every semantic problem of `config`, in file order as far as possible.
+pub(crate) fn validate(config: &Config) -> Vec<Issue> {
+    let mut issues = Issues(Vec::new());
+    let root = FieldPath::default();
+    check_hub(config, &root.key("hub"), &mut issues);
+    if config.spool.max_bytes == 0 {
+        issues.push(
+            root.key("spool").key("max_bytes"),
+            "the spool size limit is 0 bytes: nothing could ever be spooled",
+            "set max_bytes to the disk space the spool may use, e.g. 10_737_418_240 (10 GiB)",
+        );
+    }
+    if config.tenants.is_empty() {
+        issues.push(
+            root.key("tenants"),
+            "no [[tenants]]: there is nothing to sync",
+            "add a [[tenants]] table with id and api_key, and its [[tenants.sources]] (see config/example.toml)",
+        );
+    }
+    let mut tenant_ids: HashMap<&str, FieldPath> = HashMap::new();
+    let mut source_ids: HashMap<&str, FieldPath> = HashMap::new();
+    for (ti, tenant) in config.tenants.iter().enumerate() {
+        let tpath = root.key("tenants").index(ti);
+        check_tenant(tenant, &tpath, &mut tenant_ids, &mut issues);
+        for (si, source) in tenant.sources.iter().enumerate() {
+            let spath = tpath.key("sources").index(si);
+            check_source(source, &spath, &mut source_ids, &mut issues);
+        }
+    }
+    issues.0
+}
+
+fn check_hub(config: &Config, path: &FieldPath, issues: &mut Issues) {
+    let hub = &config.hub;
+    match url::Url::parse(&hub.url) {
+        Err(e) => issues.push(
+            path.key("url"),
+            format!("`{}` is not a URL ({e})", hub.url),
+            "write the hub's address with its scheme, e.g. \"https://hub.example.com\"",
+        ),
+        Ok(url) => {
+            let loopback = is_loopback(&url);
+            match url.scheme() {
+                "https" => {}
+                "http" if loopback => {}
+                "http" => issues.push(
+                    path.key("url"),
+                    "plain http:// is only allowed to a loopback address (127.0.0.1, ::1, localhost): \
+                     API keys and accounting data would cross the network unencrypted",
+                    "use https:// (the hub must have a TLS certificate)",
+                ),
+                other => {
+                    issues.push(path.key("url"), format!("the hub URL has scheme `{other}`"), "use https://")
+                }
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                issues.push(
+                    path.key("url"),
+                    "the hub URL contains credentials",
+                    "remove them from the URL: each tenant authenticates with its api_key",
+                );
+            }
+        }
+    }
+    if let Some(proxy) = &hub.proxy {
+        let ok = url::Url::parse(proxy)
+            .map(|u| matches!(u.scheme(), "http" | "https" | "socks5" | "socks5h") && u.host().is_some());
+        if !matches!(ok, Ok(true)) {
+            issues.push(
+                path.key("proxy"),
+                format!("`{}` is not a proxy URL", super::redact_url(proxy)),
+                "write it as \"http://host:port\" (or https://, socks5://), or remove the key to use HTTPS_PROXY",
+            );
+        }
+    }
+    if hub.timeout_secs == 0 {
+        issues.push(
+            path.key("timeout_secs"),
+            "the timeout is 0 seconds",
+            "use a timeout of at least 1, e.g. 60",
+        );
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+fn check_tenant<'a>(
+    tenant: &'a Tenant,
+    path: &FieldPath,
+    seen: &mut HashMap<&'a str, FieldPath>,
+    issues: &mut Issues,
+) {
+    if check_id("tenant id", &tenant.id, &path.key("id"), issues) {
+        if let Some(first) = seen.get(tenant.id.as_str()) {
+            issues.push(
+                path.key("id"),
+                format!("tenant id `{}` is already used by {first}", tenant.id),
+                "give every [[tenants]] its own id, or merge their sources into one",
+            );
+        } else {
+            seen.insert(&tenant.id, path.clone());
+        }
+    }
+    if tenant.api_key.is_blank() {
+        issues.push(
+            path.key("api_key"),
+            "api_key is empty",
+            "paste the tenant's API key from the hub (it starts with llk_)",
+        );
+    }
+}
+
+fn check_source<'a>(
+    source: &'a Source,
+    path: &FieldPath,
+    seen: &mut HashMap<&'a str, FieldPath>,
+    issues: &mut Issues,
+) {
+    if check_id("source id", &source.id, &path.key("id"), issues) {
+        if let Some(first) = seen.get(source.id.as_str()) {
+            issues.push(
+                path.key("id"),
+                format!("source id `{}` is already used by {first}", source.id),
+                "source ids are unique across the whole file (they name the source in `ledgerlink sync --source`)",
+            );
+        } else {
+            seen.insert(&source.id, path.clone());
+        }
+    }
+    check_id("plugin id", &source.plugin, &path.key("plugin"), issues);
+    if let Some(companies) = &source.companies {
+        if companies.is_empty() {
+            issues.push(
+                path.key("companies"),
+                "companies is an empty list: no company would be synced",
+                "list company ids, or remove the key to sync every company",
+            );
+        }
+        if let Some(i) = companies.iter().position(|c| c.trim().is_empty()) {
+            issues.push(path.key("companies").index(i), "an empty company id", "remove it");
+        }
+    }
+    match &source.fiscal_years {
+        FiscalYears::Recent { count: 0 } => issues.push(
+            path.key("fiscal_years").key("count"),
+            "count is 0: no fiscal year would be synced",
+            "use count = 1 for the current year, 2 for it and the previous one",
+        ),
+        FiscalYears::List { years } if years.is_empty() => issues.push(
+            path.key("fiscal_years").key("years"),
+            "years is an empty list",
+            "list the years, e.g. years = [2024, 2025], or use { type = \"recent\", count = 2 }",
+        ),
+        FiscalYears::List { years } => {
+            if let Some(i) = years.iter().position(|y| !(1900..=2200).contains(y)) {
+                issues.push(
+                    path.key("fiscal_years").key("years").index(i),
+                    format!("{} is not a plausible fiscal year", years[i]),
+                    "write the year with four digits, e.g. 2025",
+                );
+            }
+        }
+        FiscalYears::Recent { .. } => {}
+    }
+    if source.max_concurrent_jobs == 0 {
+        issues.push(
+            path.key("max_concurrent_jobs"),
+            "max_concurrent_jobs is 0: the source could never run",
+            "use 1 (the default) or more",
+        );
+    }
+    if source.retry.max_attempts == 0 {
+        issues.push(
+            path.key("retry").key("max_attempts"),
+            "max_attempts is 0: the source could never run",
+            "use 1 for no retries, or more",
+        );
+    }
+    if let Err(e) = source.schedule.build() {
+        let field = schedule_field(&source.schedule, &e);
+        issues.push(path.key("schedule").key(field), e.to_string(), schedule_resolution(&e));
+    }
+}
+
+/// Checks an id's syntax; `true` when it is well-formed.
+fn check_id(what: &str, id: &str, path: &FieldPath, issues: &mut Issues) -> bool {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with(['.', '-'])
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        issues.push(
+            path.clone(),
+            format!("{what} `{id}` is not a valid id"),
+            "use 1 to 64 characters: letters, digits, '-', '_' or '.', not starting with '.' or '-'",
+        );
+    }
+    ok
+}
+
+/// The key of a schedule table that a schedule error is about.
+fn schedule_field(config: &ScheduleConfig, error: &ScheduleError) -> &'static str {
+    match (config, error) {
+        (ScheduleConfig::Nightly { window_start, .. }, ScheduleError::InvalidTime(v))
+            if v == window_start =>
+        {
+            "window_start"
+        }
+        (ScheduleConfig::Nightly { .. }, _) => "window_end",
+        (ScheduleConfig::Weekly { .. }, ScheduleError::InvalidWeekday(_)) => "weekday",
+        (ScheduleConfig::Weekly { .. }, ScheduleError::SpreadTooLong) => "spread_minutes",
+        (ScheduleConfig::Weekly { .. }, _) => "at",
+        (ScheduleConfig::Interval { .. }, _) => "every_minutes",
+        (ScheduleConfig::Cron { .. }, _) => "expression",
+    }
+}
+
+fn schedule_resolution(error: &ScheduleError) -> &'static str {
+    match error {
+        ScheduleError::InvalidTime(_) => "write the time as \"HH:MM\", e.g. \"19:00\"",
+        ScheduleError::EmptyWindow(_) => "make window_end differ from window_start, e.g. 19:00 to 07:00",
+        ScheduleError::IntervalTooShort => "use every_minutes = 1 or more",
+        ScheduleError::SpreadTooLong => "use spread_minutes between 0 and 720",
+        ScheduleError::InvalidWeekday(_) => "write the day in English, e.g. \"saturday\"",
+        ScheduleError::InvalidCron { .. } | ScheduleError::CronNeverFires(_) => {
+            "write 5 fields (minute hour day month weekday) or 6 with seconds first, e.g. \"0 30 2 * * *\""
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The outbound HTTPS client of the hub: version report and snapshot upload.
+//!
+//! Uploads follow `docs/protocol.md`: create the snapshot (the hub answers with
+//! the parts it still misses), upload those parts, commit. Every step is
+//! idempotent, so a retry after any failure — or after the host was killed —
+//! never duplicates a snapshot. Transient failures (network, 5xx, 429) are
+//! retried with exponential backoff and jitter; 4xx answers are final.
+
+mod user_agent;
+
+pub use user_agent::user_agent;
+
+use crate::spool::{SpoolEntry, SpoolError};
+use crate::state::random_hex;
+use ledgerlink_protocol::api::{AgentHello, ErrorBody, SnapshotState, SnapshotStatus, SnapshotSummary};
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+/// How the client retries transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// Wait before the second attempt; doubles each time (with ±50 % jitter).
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Settings of a hub client.
+#[derive(Debug, Clone)]
+pub struct HubClientSettings {
+    /// The hub's base URL, e.g. `https://hub.example.com`.
+    pub url: String,
+    /// The tenant's API key (sent only as a bearer token).
+    pub api_key: String,
+    /// An HTTP(S) proxy; `None` uses `HTTPS_PROXY` / `https_proxy` from the environment.
+    pub proxy: Option<String>,
+    /// The User-Agent of every request.
+    pub user_agent: String,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+}
+
+/// An upload or report that did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The hub could not be reached or kept failing (after all retries).
+    #[error(
+        "the hub at {url} is unreachable: {detail}. The data stays in the spool and is sent by the next run"
+    )]
+    Unreachable {
+        /// The hub URL.
+        url: String,
+        /// The last failure.
+        detail: String,
+    },
+    /// The hub refused the request; retrying the same request cannot help.
+    #[error("the hub refused {what}: {status} {code}: {message}")]
+    Rejected {
+        /// What was sent.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// The hub's error code.
+        code: String,
+        /// The hub's message.
+        message: String,
+    },
+    /// The spooled snapshot is damaged.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The client could not be built (bad proxy URL, TLS setup).
+    #[error("cannot set up the connection to the hub: {0}. Resolution: check `hub.url` and `hub.proxy`")]
+    Setup(String),
+}
+
+impl HubError {
+    /// True when the failure says nothing about the data (try again later).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, HubError::Unreachable { .. })
+    }
+}
+
+/// A client for one tenant of one hub.
+pub struct HubClient {
+    http: Client,
+    settings: HubClientSettings,
+}
+
+enum Attempt {
+    Done(Response),
+    Retry(String),
+    Fail(HubError),
+}
+
+impl HubClient {
+    /// Builds the client (rustls, proxy from settings or environment).
+    pub fn new(settings: HubClientSettings) -> Result<Self, HubError> {
+        let mut builder = Client::builder()
+            .user_agent(settings.user_agent.clone())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
+            .use_rustls_tls();
+        if let Some(proxy) = &settings.proxy {
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| HubError::Setup(format!("proxy: {e}")))?;
+            builder = builder.proxy(proxy);
+        }
+        let http = builder.build().map_err(|e| HubError::Setup(e.to_string()))?;
+        Ok(Self { http, settings })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.url.trim_end_matches('/'))
+    }
+
+    /// Sends a request, retrying transient failures; `what` names it in errors.
+    fn send(&self, what: &str, build: impl Fn() -> RequestBuilder) -> Result<Response, HubError> {
+        let retry = self.settings.retry;
+        let mut backoff = retry.initial_backoff;
+        let mut last = String::new();
+        for attempt in 1..=retry.attempts.max(1) {
+            let outcome = match build().bearer_auth(&self.settings.api_key).send() {
+                Err(e) => Attempt::Retry(describe_reqwest(e)),
+                Ok(r) if r.status().is_success() => Attempt::Done(r),
+                Ok(r) if r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    if let Some(wait) = retry_after(&r) {
+                        backoff = wait.min(retry.max_backoff);
+                    }
+                    Attempt::Retry(format!("HTTP {}", r.status()))
+                }
+                Ok(r) => Attempt::Fail(rejected(what, r)),
+            };
+            match outcome {
+                Attempt::Done(response) => return Ok(response),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry(detail) => {
+                    tracing::debug!(attempt, what, %detail, "Hub request failed; retrying.");
+                    last = detail;
+                }
+            }
+            if attempt < retry.attempts {
+                std::thread::sleep(jitter(backoff));
+                backoff = (backoff * 2).min(retry.max_backoff);
+            }
+        }
+        Err(HubError::Unreachable { url: self.settings.url.clone(), detail: last })
+    }
+
+    /// Reports this agent's version once at start (`POST /v1/agents/hello`).
+    pub fn hello(&self, hello: &AgentHello) -> Result<(), HubError> {
+        self.send("the version report", || self.http.post(self.url("/v1/agents/hello")).json(hello))
+            .map(|_| ())
+    }
+
+    /// Uploads a spooled snapshot and commits it; returns the hub's summary of it.
+    pub fn upload(&self, entry: &SpoolEntry) -> Result<SnapshotSummary, HubError> {
+        let id = entry.snapshot_id();
+        let what = format!("snapshot {id}");
+        let created: SnapshotStatus = json(
+            &what,
+            self.send(&what, || self.http.post(self.url("/v1/snapshots")).json(&entry.manifest))?,
+        )?;
+        if created.state != SnapshotState::Committed {
+            for index in &created.missing_parts {
+                let bytes = entry.read_part(*index)?;
+                let part = format!("part {index} of snapshot {id}");
+                let url = self.url(&format!("/v1/snapshots/{id}/parts/{index}"));
+                self.send(&part, || {
+                    self.http
+                        .put(&url)
+                        .header(reqwest::header::CONTENT_TYPE, ledgerlink_protocol::PART_CONTENT_TYPE)
+                        .body(bytes.clone())
+                })?;
+            }
+        }
+        let url = self.url(&format!("/v1/snapshots/{id}/commit"));
+        json(&what, self.send(&format!("the commit of {what}"), || self.http.post(&url))?)
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(what: &str, response: Response) -> Result<T, HubError> {
+    let status = response.status().as_u16();
+    response.json().map_err(|e| HubError::Rejected {
+        what: what.to_owned(),
+        status,
+        code: "unreadable_response".into(),
+        message: e.to_string(),
+    })
+}
+
+fn rejected(what: &str, response: Response) -> HubError {
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => (body.error.code, body.error.message),
+        Err(_) => ("http_error".into(), text.chars().take(300).collect()),
+    };
+    HubError::Rejected { what: what.to_owned(), status, code, message }
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The error without its URL's query or credentials, in one line.
+fn describe_reqwest(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// ±50 % jitter, so agents that failed together do not retry together.
+fn jitter(base: Duration) -> Duration {
+    let random = u64::from_str_radix(&random_hex(2), 16).unwrap_or(0) as f64 / 65535.0;
+    base.mul_f64(0.5 + random)
+}

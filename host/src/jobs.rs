@@ -1,0 +1,208 @@
+//! A job: one sync of one configured source, from configuration to exit code.
+//!
+//! This is where configuration, plugins, state, spool and hub client meet; the
+//! `sync` command runs one job, the `run` service runs them on schedules.
+
+use crate::config::{Config, Source, Tenant};
+use crate::exit::Exit;
+use crate::hub_client::{user_agent, HubClient, HubClientSettings, HubError, RetryPolicy};
+use crate::pipeline::{
+    sync_source, SourceSpec, SyncContext, SyncError, SyncReport, SyncRequest, YearOutcome, YearSelection,
+};
+use crate::plugins::{scan, LoadedPlugin, PluginStatus};
+use crate::spool::Spool;
+use crate::state::StateStore;
+use chrono::Datelike;
+use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_protocol::PluginRef;
+use std::path::PathBuf;
+
+/// Why a job could not run or failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// No source with this id in the configuration.
+    #[error(
+        "there is no source `{id}` in the configuration (sources: {known}). Resolution: use one of those ids"
+    )]
+    UnknownSource {
+        /// The id asked for.
+        id: String,
+        /// The configured ids.
+        known: String,
+    },
+    /// The source is disabled in the configuration.
+    #[error("source `{0}` is disabled in the configuration. Resolution: set `enabled = true` to sync it")]
+    Disabled(String),
+    /// The source's plugin is not installed or not usable.
+    #[error("{0}")]
+    Plugin(String),
+    /// The sync failed as a whole.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The hub client could not be set up.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+impl JobError {
+    /// The exit code this failure maps to.
+    pub fn exit(&self) -> Exit {
+        match self {
+            JobError::UnknownSource { .. } | JobError::Disabled(_) => Exit::Config,
+            JobError::Sync(SyncError::Selection(_)) => Exit::Config,
+            JobError::Hub(HubError::Setup(_)) => Exit::Config,
+            _ => Exit::Source,
+        }
+    }
+}
+
+impl SyncReport {
+    /// The exit code of a finished sync (worst outcome wins).
+    pub fn exit(&self) -> Exit {
+        let any = |f: fn(&YearOutcome) -> bool| self.years.iter().any(|(_, o)| f(o));
+        if self.source_error.is_some() || any(|o| matches!(o, YearOutcome::Failed { .. })) {
+            Exit::Source
+        } else if any(|o| matches!(o, YearOutcome::Invalid { .. })) {
+            Exit::Validation
+        } else if any(|o| matches!(o, YearOutcome::Spooled { .. })) {
+            Exit::Spooled
+        } else if any(|o| matches!(o, YearOutcome::Uploaded { .. })) {
+            Exit::Success
+        } else {
+            Exit::NothingChanged
+        }
+    }
+}
+
+/// The agent: configuration plus where its executable is (for plugin probes).
+pub struct Agent {
+    /// The loaded configuration.
+    pub config: Config,
+    probe_exe: PathBuf,
+}
+
+impl Agent {
+    /// An agent for a loaded configuration.
+    pub fn new(config: Config, probe_exe: PathBuf) -> Self {
+        Self { config, probe_exe }
+    }
+
+    /// The plugin directories: configured, or `plugins/` beside the executable.
+    pub fn plugin_dirs(&self) -> Vec<PathBuf> {
+        if self.config.plugins.directories.is_empty() {
+            let beside =
+                self.probe_exe.parent().map(|d| d.join("plugins")).unwrap_or_else(|| "plugins".into());
+            vec![beside]
+        } else {
+            self.config.plugins.directories.clone()
+        }
+    }
+
+    /// Opens the state store.
+    pub fn state(&self) -> Result<StateStore, JobError> {
+        StateStore::open(&self.config.agent.data_dir).map_err(|e| JobError::Sync(SyncError::State(e)))
+    }
+
+    /// Opens the spool.
+    pub fn spool(&self) -> Result<Spool, JobError> {
+        Spool::open(&self.config.spool_dir(), self.config.spool.max_bytes)
+            .map_err(|e| JobError::Sync(SyncError::Spool(e)))
+    }
+
+    /// Finds, vets and loads the plugin with this id. Scanned anew for every job,
+    /// so a replaced plugin file is used by the next job.
+    pub fn load_plugin(&self, id: &str) -> Result<LoadedPlugin, JobError> {
+        let dirs = self.plugin_dirs();
+        let entries = scan(&dirs, &self.probe_exe);
+        let mut problems = Vec::new();
+        for entry in entries {
+            match entry.status {
+                PluginStatus::Ok { manifest } if manifest.id == id => {
+                    return LoadedPlugin::load_vetted(&entry.path).map_err(|e| {
+                        JobError::Plugin(format!(
+                            "plugin `{id}` ({}): {e}. Resolution: {}",
+                            entry.path.display(),
+                            e.resolution()
+                        ))
+                    });
+                }
+                PluginStatus::Error { error } => problems.push(format!("{}: {error}", entry.path.display())),
+                PluginStatus::Ok { .. } => {}
+            }
+        }
+        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut message = format!(
+            "plugin `{id}` is not installed in {}. Resolution: copy the plugin file there, or fix `plugins.directories`",
+            shown.join(", ")
+        );
+        if !problems.is_empty() {
+            message.push_str(&format!(" (unusable files: {})", problems.join("; ")));
+        }
+        Err(JobError::Plugin(message))
+    }
+
+    /// The hub client of a tenant, with the User-Agent of a source's ERP.
+    pub fn hub_client(&self, tenant: &Tenant, erp_system: &str) -> Result<HubClient, HubError> {
+        HubClient::new(HubClientSettings {
+            url: self.config.hub.url.clone(),
+            api_key: tenant.api_key.expose().to_owned(),
+            proxy: self.config.hub.effective_proxy(),
+            user_agent: user_agent(erp_system, self.config.agent.service_user.as_deref()),
+            timeout: self.config.hub.timeout(),
+            retry: retry_policy(),
+        })
+    }
+
+    /// Runs one sync of the source `source_id`.
+    pub fn sync(
+        &self,
+        source_id: &str,
+        request: &SyncRequest,
+        cancel: CancelFlag,
+        quiet: bool,
+    ) -> Result<SyncReport, JobError> {
+        let (tenant, source) = self.config.source(source_id).ok_or_else(|| JobError::UnknownSource {
+            id: source_id.to_owned(),
+            known: self.config.sources().map(|(_, s)| s.id.clone()).collect::<Vec<_>>().join(", "),
+        })?;
+        if !source.enabled {
+            return Err(JobError::Disabled(source.id.clone()));
+        }
+        let state = self.state()?;
+        let spool = self.spool()?;
+        let agent_id = state.agent_id().map_err(|e| JobError::Sync(SyncError::State(e)))?;
+        let plugin = self.load_plugin(&source.plugin)?;
+        let manifest = plugin.manifest().clone();
+        let hub = self.hub_client(tenant, &manifest.erp_system)?;
+        let opened =
+            plugin.open(&source.plugin_settings_json()).map_err(|e| JobError::Sync(SyncError::Source(e)))?;
+        let ctx = SyncContext { agent_id: &agent_id, state: &state, spool: &spool, hub: &hub, cancel, quiet };
+        let plugin_ref = PluginRef { id: manifest.id.clone(), version: manifest.version.clone() };
+        let mut entities = manifest.entities.clone();
+        entities.sort();
+        entities.dedup();
+        let spec = spec_of(tenant, source);
+        Ok(sync_source(&ctx, &opened, &plugin_ref, &entities, &spec, request)?)
+    }
+}
+
+/// The pipeline's view of a configured source.
+fn spec_of(tenant: &Tenant, source: &Source) -> SourceSpec {
+    let current_year = chrono::Local::now().year();
+    SourceSpec {
+        tenant: tenant.id.clone(),
+        id: source.id.clone(),
+        companies: source.companies.clone(),
+        years: YearSelection::List(source.fiscal_years.years(current_year)),
+    }
+}
+
+/// Retries of hub requests; `LEDGERLINK_HUB_RETRY_ATTEMPTS` lowers them for tests and demos.
+fn retry_policy() -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    if let Some(attempts) = std::env::var("LEDGERLINK_HUB_RETRY_ATTEMPTS").ok().and_then(|v| v.parse().ok()) {
+        policy.attempts = attempts;
+        policy.initial_backoff = std::time::Duration::from_millis(100);
+    }
+    policy
+}

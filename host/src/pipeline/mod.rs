@@ -1,0 +1,427 @@
+//! One sync of one source: change detection → extract → validate → spool → upload.
+//!
+//! The pipeline connects the plugin (extraction), the spool (durability) and the
+//! hub client (upload); none of them knows the others. State is updated only
+//! after the hub acknowledges a snapshot, so an interruption at any point leads
+//! to a retry, never to a loss or a duplicate (the hub's ids are content-addressed).
+
+mod progress;
+
+pub use progress::Progress;
+
+use crate::hub_client::{HubClient, HubError};
+use crate::plugins::{PluginSource, SourceError};
+use crate::spool::{EntryMeta, Spool, SpoolEntry, SpoolError};
+use crate::state::{Acknowledged, SnapshotKey, StateError, StateStore};
+use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_plugin_api::canonical::{
+    Company, Entity, SnapshotValidator, ValidationReport, SCHEMA_VERSION,
+};
+use ledgerlink_protocol::{sha256_hex, Manifest, PartInfo, PartWriter, PluginRef, PROTOCOL_VERSION};
+use std::collections::BTreeMap;
+
+/// Records per spooled part (a few MB compressed).
+const PART_RECORDS: u64 = 250_000;
+
+/// Which fiscal years of a company a source syncs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum YearSelection {
+    /// The company's latest `n` fiscal years.
+    Recent(usize),
+    /// These years (those the company has).
+    List(Vec<i32>),
+}
+
+/// What to sync: one source of one tenant, as configured.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// Tenant id.
+    pub tenant: String,
+    /// Source id.
+    pub id: String,
+    /// Companies to sync; all visible ones when `None`.
+    pub companies: Option<Vec<String>>,
+    /// Fiscal years to sync.
+    pub years: YearSelection,
+}
+
+/// Narrowing and forcing of one sync (from the command line or the hub).
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    /// Only this company.
+    pub company: Option<String>,
+    /// Only this fiscal year.
+    pub year: Option<i32>,
+    /// Upload even when nothing changed.
+    pub force: bool,
+}
+
+/// What happened to one company's fiscal year.
+#[derive(Debug, Clone)]
+pub enum YearOutcome {
+    /// The change token (or the content) equals what the hub acknowledged.
+    Unchanged,
+    /// Uploaded and acknowledged by the hub.
+    Uploaded {
+        /// The hub's snapshot id.
+        snapshot_id: String,
+        /// Records per entity.
+        counts: BTreeMap<String, u64>,
+    },
+    /// Safely in the spool; the upload waits for the hub (or for spool room).
+    Spooled {
+        /// Why it was not delivered now.
+        reason: String,
+    },
+    /// Not valid canonical data: not uploaded.
+    Invalid {
+        /// The first problems, with source keys.
+        report: ValidationReport,
+    },
+    /// The plugin or the hub failed for this year.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// The outcome of a sync, per company and year.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    /// Every company/year handled, in order.
+    pub years: Vec<(SnapshotKey, YearOutcome)>,
+    /// A failure that stopped the whole source (plugin or connection), if any.
+    pub source_error: Option<String>,
+}
+
+/// Everything a sync needs besides the plugin.
+pub struct SyncContext<'a> {
+    /// This installation's id.
+    pub agent_id: &'a str,
+    /// Acknowledgements and counts.
+    pub state: &'a StateStore,
+    /// Durable storage of snapshots before upload.
+    pub spool: &'a Spool,
+    /// The tenant's hub client.
+    pub hub: &'a HubClient,
+    /// Set to stop between batches.
+    pub cancel: CancelFlag,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// A failure that stops a whole sync.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The plugin failed outside one year (open, companies).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The spool failed (disk full, permissions).
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The request names a company or year the source does not have.
+    #[error("{0}")]
+    Selection(String),
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The company/years a request covers, in order.
+fn select(
+    companies: Vec<Company>,
+    spec: &SourceSpec,
+    request: &SyncRequest,
+) -> Result<Vec<(Company, i32)>, SyncError> {
+    if let Some(wanted) = &request.company {
+        if !companies.iter().any(|c| &c.id == wanted) {
+            let known: Vec<&str> = companies.iter().map(|c| c.id.as_str()).collect();
+            return Err(SyncError::Selection(format!(
+                "source `{}` has no company `{wanted}` (it sees: {}). Resolution: use one of those ids",
+                spec.id,
+                known.join(", ")
+            )));
+        }
+    }
+    let mut selected = Vec::new();
+    for company in companies {
+        let configured = spec.companies.as_ref().is_none_or(|list| list.contains(&company.id));
+        let requested = request.company.as_ref().is_none_or(|c| *c == company.id);
+        if !(configured && requested) {
+            continue;
+        }
+        let mut years: Vec<i32> = company.fiscal_years.iter().map(|y| y.year).collect();
+        years.sort_unstable();
+        let chosen: Vec<i32> = match (&request.year, &spec.years) {
+            (Some(year), _) => {
+                if !years.contains(year) {
+                    return Err(SyncError::Selection(format!(
+                        "company `{}` has no fiscal year {year} (it has: {years:?})",
+                        company.id
+                    )));
+                }
+                vec![*year]
+            }
+            (None, YearSelection::Recent(n)) => years[years.len().saturating_sub(*n)..].to_vec(),
+            (None, YearSelection::List(list)) => years.iter().copied().filter(|y| list.contains(y)).collect(),
+        };
+        for year in chosen {
+            selected.push((company.clone(), year));
+        }
+    }
+    Ok(selected)
+}
+
+/// Syncs one source: every selected company and fiscal year, then uploads whatever
+/// waits in the spool for this tenant.
+pub fn sync_source(
+    ctx: &SyncContext<'_>,
+    source: &PluginSource,
+    plugin: &PluginRef,
+    entities: &[Entity],
+    spec: &SourceSpec,
+    request: &SyncRequest,
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    // Deliver what earlier runs left in the spool first.
+    let mut hub_down = upload_pending(ctx, &spec.tenant, &mut report).err();
+    let companies = source.companies()?;
+    for (company, year) in select(companies, spec, request)? {
+        let key = SnapshotKey {
+            tenant: spec.tenant.clone(),
+            source: spec.id.clone(),
+            company: company.id.clone(),
+            fiscal_year: year,
+        };
+        let outcome = match sync_year(ctx, source, plugin, entities, &company, &key, request.force)? {
+            Prepared::Done(outcome) => outcome,
+            Prepared::Spooled(entry) => match &hub_down {
+                Some(reason) => YearOutcome::Spooled { reason: reason.clone() },
+                None => match deliver(ctx, &entry) {
+                    Ok(outcome) => outcome,
+                    Err(HubError::Spool(e)) => YearOutcome::Failed { error: e.to_string() },
+                    Err(e) if e.is_transient() => {
+                        hub_down = Some(e.to_string());
+                        YearOutcome::Spooled { reason: e.to_string() }
+                    }
+                    Err(e) => YearOutcome::Failed { error: e.to_string() },
+                },
+            },
+        };
+        log_outcome(&key, &outcome);
+        report.years.push((key, outcome));
+        if ctx.cancel.is_cancelled() {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+fn log_outcome(key: &SnapshotKey, outcome: &YearOutcome) {
+    let (company, year) = (&key.company, key.fiscal_year);
+    match outcome {
+        YearOutcome::Unchanged => {
+            tracing::info!(source = %key.source, company, year, "Unchanged since the last upload; skipped.")
+        }
+        YearOutcome::Uploaded { snapshot_id, .. } => {
+            tracing::info!(source = %key.source, company, year, snapshot = %snapshot_id, "Uploaded and acknowledged by the hub.")
+        }
+        YearOutcome::Spooled { reason } => {
+            tracing::warn!(source = %key.source, company, year, %reason, "Spooled; it will be uploaded later.")
+        }
+        YearOutcome::Invalid { report } => tracing::error!(
+            source = %key.source, company, year, problems = report.total_problems,
+            first = %report.problems.first().map(|p| p.to_string()).unwrap_or_default(),
+            "Not uploaded: the data is not valid."
+        ),
+        YearOutcome::Failed { error } => {
+            tracing::error!(source = %key.source, company, year, %error, "Failed.")
+        }
+    }
+}
+
+enum Prepared {
+    Done(YearOutcome),
+    Spooled(Box<SpoolEntry>),
+}
+
+/// Change detection, extraction, validation and spooling of one company's year.
+fn sync_year(
+    ctx: &SyncContext<'_>,
+    source: &PluginSource,
+    plugin: &PluginRef,
+    entities: &[Entity],
+    company: &Company,
+    key: &SnapshotKey,
+    force: bool,
+) -> Result<Prepared, SyncError> {
+    let token = match source.change_token(&company.id, key.fiscal_year) {
+        Ok(token) => Some(token),
+        Err(e) => return Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() })),
+    };
+    let acknowledged = ctx.state.acknowledged(key)?;
+    if !force && acknowledged.as_ref().is_some_and(|a| a.change_token == token) {
+        return Ok(Prepared::Done(YearOutcome::Unchanged));
+    }
+    // A snapshot of the same data may already wait in the spool (hub was down).
+    if let Some(entry) = ctx
+        .spool
+        .pending()?
+        .into_iter()
+        .find(|e| e.key() == *key && e.manifest.change_token == token && e.manifest.plugin == *plugin)
+    {
+        return Ok(Prepared::Spooled(Box::new(entry)));
+    }
+    if !ctx.spool.has_room_for(0) {
+        let reason = format!(
+            "the spool is full ({} of {} bytes used); extraction waits until uploads free room",
+            ctx.spool.usage(),
+            ctx.spool.max_bytes()
+        );
+        return Ok(Prepared::Done(YearOutcome::Spooled { reason }));
+    }
+    let expected = ctx.state.counts(key)?;
+    let mut writer = ctx.spool.begin()?;
+    let mut validator = SnapshotValidator::new(20);
+    let mut parts: Vec<PartInfo> = Vec::new();
+    let mut counts = BTreeMap::new();
+    for &entity in entities {
+        let label = format!("{} company {} {} {entity}", key.source, company.id, key.fiscal_year);
+        let mut progress = Progress::start(label, expected.get(entity.as_str()).copied(), ctx.quiet);
+        let batches = match source.extract(&company.id, entity, key.fiscal_year, ctx.cancel.clone()) {
+            Ok(batches) => batches,
+            Err(e) => return Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() })),
+        };
+        let mut part = new_part(entity)?;
+        for batch in batches {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => return Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() })),
+            };
+            validator.observe(&batch);
+            part.write_batch(&batch).map_err(part_error)?;
+            progress.add(batch.len() as u64);
+            if part.records() >= PART_RECORDS {
+                let full = std::mem::replace(&mut part, new_part(entity)?);
+                add_part(&mut writer, &mut parts, full)?;
+                if !ctx.spool.has_room_for(0) {
+                    let reason = format!(
+                        "the spool filled up during extraction ({} bytes allowed)",
+                        ctx.spool.max_bytes()
+                    );
+                    return Ok(Prepared::Done(YearOutcome::Spooled { reason }));
+                }
+            }
+        }
+        if part.records() > 0 || !parts.iter().any(|p| p.entity == entity) {
+            add_part(&mut writer, &mut parts, part)?;
+        }
+        counts.insert(entity.as_str().to_owned(), progress.finish());
+    }
+    let validation = validator.finish();
+    if !validation.is_valid() {
+        return Ok(Prepared::Done(YearOutcome::Invalid { report: validation }));
+    }
+    let content_hash = content_hash(company, &parts);
+    if !force {
+        if let Some(ack) = acknowledged.filter(|a| a.content_hash == content_hash) {
+            // Same content under a new token (e.g. a row touched and reverted): remember the token only.
+            ctx.state.record_acknowledged(key, &Acknowledged { change_token: token, ..ack })?;
+            return Ok(Prepared::Done(YearOutcome::Unchanged));
+        }
+    }
+    let manifest = Manifest {
+        protocol_version: PROTOCOL_VERSION,
+        schema_version: SCHEMA_VERSION,
+        agent_id: ctx.agent_id.to_owned(),
+        source_id: key.source.clone(),
+        plugin: plugin.clone(),
+        company: company.clone(),
+        fiscal_year: key.fiscal_year,
+        change_token: token,
+        parts,
+    };
+    let meta = EntryMeta { tenant: key.tenant.clone(), content_hash, counts, spooled_at: now() };
+    Ok(Prepared::Spooled(Box::new(writer.commit(&manifest, &meta)?)))
+}
+
+fn new_part(entity: Entity) -> Result<PartWriter, SyncError> {
+    PartWriter::new(entity).map_err(part_error)
+}
+
+fn part_error(e: ledgerlink_protocol::PartError) -> SyncError {
+    SyncError::Spool(SpoolError::Io {
+        path: "part encoder".into(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+fn add_part(
+    writer: &mut crate::spool::SpoolWriter,
+    parts: &mut Vec<PartInfo>,
+    part: PartWriter,
+) -> Result<(), SyncError> {
+    let encoded = part.finish().map_err(part_error)?;
+    let index = parts.len() as u32;
+    writer.add_part(index, &encoded)?;
+    parts.push(encoded.info(index));
+    Ok(())
+}
+
+/// A hash of what the snapshot says, independent of change token and agent.
+fn content_hash(company: &Company, parts: &[PartInfo]) -> String {
+    let mut text = serde_json::to_string(company).unwrap_or_default();
+    for part in parts {
+        text.push_str(&format!("|{}:{}:{}", part.entity, part.records, part.sha256));
+    }
+    sha256_hex(text.as_bytes())
+}
+
+/// Uploads one spooled snapshot; on acknowledgement records it and removes it.
+fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, HubError> {
+    if let Err(e) = entry.verify() {
+        tracing::error!(error = %e, "Removing a damaged spool entry; the data will be extracted again.");
+        entry.remove()?;
+        return Err(e.into());
+    }
+    let status = ctx.hub.upload(entry)?;
+    let key = entry.key();
+    let ack = Acknowledged {
+        change_token: entry.manifest.change_token.clone(),
+        content_hash: entry.meta.content_hash.clone(),
+        snapshot_id: status.snapshot_id.clone(),
+        acknowledged_at: now(),
+    };
+    let record = ctx
+        .state
+        .record_acknowledged(&key, &ack)
+        .and_then(|_| ctx.state.record_counts(&key, &entry.meta.counts));
+    if let Err(e) = record {
+        // The hub has it; the worst case is one idempotent re-upload later.
+        tracing::error!(error = %e, "Could not record the hub's acknowledgement.");
+    }
+    entry.remove()?;
+    Ok(YearOutcome::Uploaded { snapshot_id: status.snapshot_id, counts: entry.meta.counts.clone() })
+}
+
+/// Uploads every spooled snapshot of `tenant`, oldest first; stops at the first
+/// transient failure and returns it (the hub is down).
+pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncReport) -> Result<(), String> {
+    let pending = match ctx.spool.pending() {
+        Ok(pending) => pending,
+        Err(e) => return Err(e.to_string()),
+    };
+    for entry in pending.into_iter().filter(|e| e.meta.tenant == tenant) {
+        let key = entry.key();
+        match deliver(ctx, &entry) {
+            Ok(outcome) => report.years.push((key, outcome)),
+            Err(e) if e.is_transient() => return Err(e.to_string()),
+            Err(e) => report.years.push((key, YearOutcome::Failed { error: e.to_string() })),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! `ledgerlink run`: the service. Every enabled source runs on its schedule, one
+//! job at a time per source; Ctrl-C and SIGTERM stop it within a drain deadline.
+//!
+//! Scheduling is plain: one task per source computes its next time, sleeps until
+//! then (or until shutdown), and runs the job on a blocking thread. A run missed
+//! while the machine was off is caught up once at start.
+
+use crate::config::Source;
+use crate::exit::Exit;
+use crate::jobs::Agent;
+use crate::pipeline::SyncRequest;
+use crate::schedule::Schedule;
+use chrono::{DateTime, Local};
+use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_protocol::api::AgentHello;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Runs the service until a shutdown signal; returns the process exit code.
+pub fn run(agent: Agent, drain: Duration) -> Exit {
+    let agent = Arc::new(agent);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot start the async runtime.");
+            return Exit::Source;
+        }
+    };
+    runtime.block_on(serve(agent, drain))
+}
+
+async fn serve(agent: Arc<Agent>, drain: Duration) -> Exit {
+    let agent_id =
+        match agent.state().and_then(|s| s.agent_id().map_err(|e| crate::jobs::JobError::Sync(e.into()))) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot open the state store.");
+                return Exit::Source;
+            }
+        };
+    tracing::info!(agent = %agent_id, version = env!("CARGO_PKG_VERSION"), "Ledgerlink starting.");
+    {
+        let agent = agent.clone();
+        let id = agent_id.clone();
+        tokio::task::spawn_blocking(move || report_version(&agent, &id));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = Vec::new();
+    for (_, source) in agent.config.sources() {
+        if !source.enabled {
+            tracing::info!(source = %source.id, "Source disabled in the configuration; not scheduled.");
+            continue;
+        }
+        let schedule = match source.schedule() {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                tracing::error!(source = %source.id, error = %e, "Invalid schedule; source not scheduled.");
+                continue;
+            }
+        };
+        loops.push(tokio::spawn(source_loop(
+            agent.clone(),
+            source.clone(),
+            schedule,
+            agent_id.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    if loops.is_empty() {
+        tracing::warn!("No enabled source to schedule; waiting for a shutdown signal.");
+    }
+    shutdown_signal().await;
+    tracing::info!(
+        drain_secs = drain.as_secs(),
+        "Shutting down: running jobs get the drain deadline to finish."
+    );
+    let _ = stop_tx.send(true);
+    let all = futures_join(loops);
+    match tokio::time::timeout(drain, all).await {
+        Ok(()) => {
+            tracing::info!("Stopped cleanly.");
+            Exit::Success
+        }
+        Err(_) => {
+            tracing::warn!(
+                "Jobs did not finish within the drain deadline; stopping anyway (spooled data is safe)."
+            );
+            Exit::Success
+        }
+    }
+}
+
+async fn futures_join(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
+
+/// Waits for Ctrl-C or (on Unix) SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Sends the version report of every tenant once at start; failures are logged only.
+fn report_version(agent: &Agent, agent_id: &str) {
+    for tenant in &agent.config.tenants {
+        let mut plugins = Vec::new();
+        let mut erp = String::from("-");
+        for source in tenant.sources.iter().filter(|s| s.enabled) {
+            if let Ok(plugin) = agent.load_plugin(&source.plugin) {
+                let m = plugin.manifest();
+                erp = m.erp_system.clone();
+                plugins.push(ledgerlink_protocol::PluginRef { id: m.id.clone(), version: m.version.clone() });
+            }
+        }
+        let hello = AgentHello {
+            agent_id: agent_id.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            plugins,
+        };
+        match agent.hub_client(tenant, &erp).and_then(|hub| hub.hello(&hello)) {
+            Ok(()) => tracing::info!(tenant = %tenant.id, "Version reported to the hub."),
+            Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "Version report failed; syncs go on."),
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Local>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Local))
+}
+
+/// Schedules one source until shutdown.
+async fn source_loop(
+    agent: Arc<Agent>,
+    source: Source,
+    schedule: Schedule,
+    agent_id: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let offset = schedule.install_offset_for(&agent_id);
+    let last_start = agent
+        .state()
+        .ok()
+        .and_then(|s| s.last_run(&source.id).ok().flatten())
+        .and_then(|r| parse_time(&r.started_at));
+    let now = Local::now();
+    let interval_without_history = matches!(schedule, Schedule::Interval { .. }) && last_start.is_none();
+    let mut next = if interval_without_history || schedule.missed_since(last_start, now, offset) {
+        if last_start.is_some() {
+            tracing::info!(source = %source.id, "A scheduled run was missed while the host was off; catching up now.");
+        }
+        now
+    } else {
+        schedule.next_after(last_start.map_or(now, |l| l.max(now)), offset)
+    };
+    tracing::info!(source = %source.id, schedule = %schedule.describe(offset), next = %next.to_rfc3339(), "Source scheduled.");
+    loop {
+        let wait = (next - Local::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        let started = Local::now();
+        run_with_retries(&agent, &source, &mut stop).await;
+        if *stop.borrow() {
+            return;
+        }
+        next = schedule.next_after(started.max(Local::now() - chrono::Duration::seconds(1)), offset);
+        if matches!(schedule, Schedule::Interval { .. }) {
+            next = schedule.next_after(started, offset);
+        }
+        tracing::info!(source = %source.id, next = %next.to_rfc3339(), "Next run scheduled.");
+    }
+}
+
+/// Runs a job, retrying failures of the source with the configured backoff.
+async fn run_with_retries(agent: &Arc<Agent>, source: &Source, stop: &mut watch::Receiver<bool>) {
+    let mut backoff = source.retry.initial_backoff();
+    for attempt in 1..=source.retry.max_attempts.max(1) {
+        let exit = run_job(agent, source, stop).await;
+        if exit != Exit::Source || *stop.borrow() || attempt == source.retry.max_attempts.max(1) {
+            return;
+        }
+        tracing::warn!(source = %source.id, attempt, retry_in_secs = backoff.as_secs(), "Job failed; retrying.");
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff *= 2;
+    }
+}
+
+/// Runs one job on a blocking thread; on shutdown asks it to stop between batches.
+async fn run_job(agent: &Arc<Agent>, source: &Source, stop: &mut watch::Receiver<bool>) -> Exit {
+    let cancel = CancelFlag::new();
+    let (agent, id, job_cancel) = (agent.clone(), source.id.clone(), cancel.clone());
+    let job = tokio::task::spawn_blocking(move || {
+        let state = agent.state().ok();
+        let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if let Some(state) = &state {
+            let _ = state.run_started(&id, &now());
+        }
+        tracing::info!(source = %id, "Job started.");
+        let exit = match agent.sync(&id, &SyncRequest::default(), job_cancel, true) {
+            Ok(report) => report.exit(),
+            Err(e) => {
+                tracing::error!(source = %id, error = %e, "Job failed.");
+                e.exit()
+            }
+        };
+        tracing::info!(source = %id, outcome = ?exit, "Job finished.");
+        if let Some(state) = &state {
+            let _ = state.run_finished(&id, &now(), &format!("{exit:?}"));
+        }
+        exit
+    });
+    tokio::pin!(job);
+    tokio::select! {
+        result = &mut job => result.unwrap_or(Exit::Source),
+        _ = stop.changed() => {
+            cancel.cancel();
+            (&mut job).await.unwrap_or(Exit::Source)
+        }
+    }
+}

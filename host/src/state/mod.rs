@@ -1,0 +1,299 @@
+//! The host's embedded state store (SQLite under the data directory).
+//!
+//! It remembers what the hub acknowledged per company and fiscal year (change
+//! token, content hash, snapshot id), record counts of the last snapshot (for
+//! progress estimates), the last run of every source, and the agent's id. It is
+//! written only after the hub acknowledges, so a crash never marks data as sent.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A failure of the state store; names the file.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "state store {path}: {source}. Resolution: check that the data directory is writable and not full; \
+         if the file is damaged, move it away (the next sync uploads everything once more)"
+)]
+pub struct StateError {
+    path: PathBuf,
+    #[source]
+    source: rusqlite::Error,
+}
+
+/// Identifies the data of one company's fiscal year from one source of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SnapshotKey {
+    /// Tenant id from the configuration.
+    pub tenant: String,
+    /// Source id from the configuration.
+    pub source: String,
+    /// Company id as the plugin reports it.
+    pub company: String,
+    /// Fiscal year.
+    pub fiscal_year: i32,
+}
+
+impl std::fmt::Display for SnapshotKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} company {} {}", self.tenant, self.source, self.company, self.fiscal_year)
+    }
+}
+
+/// What the hub acknowledged last for a [`SnapshotKey`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// The plugin's change token at extraction.
+    pub change_token: Option<String>,
+    /// Hash of the snapshot's content (its parts), independent of the token.
+    pub content_hash: String,
+    /// The hub's snapshot id.
+    pub snapshot_id: String,
+    /// When the hub acknowledged it (RFC 3339).
+    pub acknowledged_at: String,
+}
+
+/// The last run of a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRun {
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended, unless it is still running (or the host died).
+    pub finished_at: Option<String>,
+    /// How it ended ("success", "spooled", …).
+    pub outcome: Option<String>,
+}
+
+/// The state store.
+pub struct StateStore {
+    path: PathBuf,
+    db: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS agent (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS acknowledged (
+  tenant TEXT NOT NULL, source TEXT NOT NULL, company TEXT NOT NULL, fiscal_year INTEGER NOT NULL,
+  change_token TEXT, content_hash TEXT NOT NULL, snapshot_id TEXT NOT NULL, acknowledged_at TEXT NOT NULL,
+  PRIMARY KEY (tenant, source, company, fiscal_year));
+CREATE TABLE IF NOT EXISTS entity_counts (
+  tenant TEXT NOT NULL, source TEXT NOT NULL, company TEXT NOT NULL, fiscal_year INTEGER NOT NULL,
+  entity TEXT NOT NULL, records INTEGER NOT NULL,
+  PRIMARY KEY (tenant, source, company, fiscal_year, entity));
+CREATE TABLE IF NOT EXISTS runs (
+  source TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT);
+";
+
+impl StateStore {
+    /// Opens (creating if needed) `state.sqlite` in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StateError> {
+        let path = data_dir.join("state.sqlite");
+        let fail = |source| StateError { path: path.clone(), source };
+        if let Err(e) = std::fs::create_dir_all(data_dir) {
+            return Err(fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))));
+        }
+        let db = Connection::open(&path).map_err(fail)?;
+        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+            .and_then(|_| db.execute_batch(SCHEMA))
+            .map_err(fail)?;
+        Ok(Self { path, db })
+    }
+
+    fn fail(&self, source: rusqlite::Error) -> StateError {
+        StateError { path: self.path.clone(), source }
+    }
+
+    /// This installation's agent id, created (random) on first use and kept forever.
+    pub fn agent_id(&self) -> Result<String, StateError> {
+        let existing: Option<String> = self
+            .db
+            .query_row("SELECT value FROM agent WHERE key = 'agent_id'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.fail(e))?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let id = format!("agent-{}", random_hex(16));
+        self.db
+            .execute("INSERT OR IGNORE INTO agent (key, value) VALUES ('agent_id', ?1)", params![id])
+            .map_err(|e| self.fail(e))?;
+        self.agent_id()
+    }
+
+    /// What the hub acknowledged last for `key`.
+    pub fn acknowledged(&self, key: &SnapshotKey) -> Result<Option<Acknowledged>, StateError> {
+        self.db
+            .query_row(
+                "SELECT change_token, content_hash, snapshot_id, acknowledged_at FROM acknowledged
+                 WHERE tenant = ?1 AND source = ?2 AND company = ?3 AND fiscal_year = ?4",
+                params![key.tenant, key.source, key.company, key.fiscal_year],
+                |r| {
+                    Ok(Acknowledged {
+                        change_token: r.get(0)?,
+                        content_hash: r.get(1)?,
+                        snapshot_id: r.get(2)?,
+                        acknowledged_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Records the hub's acknowledgement of a snapshot (replacing the previous one).
+    pub fn record_acknowledged(&self, key: &SnapshotKey, ack: &Acknowledged) -> Result<(), StateError> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO acknowledged
+                 (tenant, source, company, fiscal_year, change_token, content_hash, snapshot_id, acknowledged_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    key.tenant,
+                    key.source,
+                    key.company,
+                    key.fiscal_year,
+                    ack.change_token,
+                    ack.content_hash,
+                    ack.snapshot_id,
+                    ack.acknowledged_at
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Forgets acknowledgements of a source (so its next sync uploads everything).
+    pub fn forget_source(&self, tenant: &str, source: &str) -> Result<(), StateError> {
+        self.db
+            .execute("DELETE FROM acknowledged WHERE tenant = ?1 AND source = ?2", params![tenant, source])
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Remembers the record counts of a snapshot, for progress estimates next time.
+    pub fn record_counts(&self, key: &SnapshotKey, counts: &BTreeMap<String, u64>) -> Result<(), StateError> {
+        for (entity, records) in counts {
+            self.db
+                .execute(
+                    "INSERT OR REPLACE INTO entity_counts (tenant, source, company, fiscal_year, entity, records)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![key.tenant, key.source, key.company, key.fiscal_year, entity, *records as i64],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    /// The record counts of the last snapshot of `key`, by entity name.
+    pub fn counts(&self, key: &SnapshotKey) -> Result<BTreeMap<String, u64>, StateError> {
+        let mut statement = self
+            .db
+            .prepare(
+                "SELECT entity, records FROM entity_counts
+                 WHERE tenant = ?1 AND source = ?2 AND company = ?3 AND fiscal_year = ?4",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map(params![key.tenant, key.source, key.company, key.fiscal_year], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// Records that a run of `source` started.
+    pub fn run_started(&self, source: &str, at: &str) -> Result<(), StateError> {
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO runs (source, started_at, finished_at, outcome) VALUES (?1, ?2, NULL, NULL)",
+                params![source, at],
+            )
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Records how a run of `source` ended.
+    pub fn run_finished(&self, source: &str, at: &str, outcome: &str) -> Result<(), StateError> {
+        self.db
+            .execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3 WHERE source = ?1",
+                params![source, at, outcome],
+            )
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The last run of `source`.
+    pub fn last_run(&self, source: &str) -> Result<Option<LastRun>, StateError> {
+        self.db
+            .query_row(
+                "SELECT started_at, finished_at, outcome FROM runs WHERE source = ?1",
+                params![source],
+                |r| Ok(LastRun { started_at: r.get(0)?, finished_at: r.get(1)?, outcome: r.get(2)? }),
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+}
+
+/// `bytes` random bytes from the OS, as lower-case hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the operating system provides random numbers");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(year: i32) -> SnapshotKey {
+        SnapshotKey { tenant: "t".into(), source: "s".into(), company: "1".into(), fiscal_year: year }
+    }
+
+    #[test]
+    fn acknowledgements_survive_reopening_and_are_per_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let ack = Acknowledged {
+            change_token: Some("v1|lines=3".into()),
+            content_hash: "abc".into(),
+            snapshot_id: "s1".into(),
+            acknowledged_at: "2025-01-01T00:00:00Z".into(),
+        };
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            assert_eq!(store.acknowledged(&key(2025)).unwrap(), None);
+            store.record_acknowledged(&key(2025), &ack).unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.acknowledged(&key(2025)).unwrap(), Some(ack));
+        assert_eq!(store.acknowledged(&key(2024)).unwrap(), None);
+        store.forget_source("t", "s").unwrap();
+        assert_eq!(store.acknowledged(&key(2025)).unwrap(), None);
+    }
+
+    #[test]
+    fn agent_id_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateStore::open(dir.path()).unwrap().agent_id().unwrap();
+        let second = StateStore::open(dir.path()).unwrap().agent_id().unwrap();
+        assert_eq!(first, second);
+        assert!(first.starts_with("agent-") && first.len() == 38, "{first}");
+    }
+
+    #[test]
+    fn counts_and_runs_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let counts = BTreeMap::from([("voucher_lines".to_string(), 12u64), ("accounts".to_string(), 3)]);
+        store.record_counts(&key(2025), &counts).unwrap();
+        assert_eq!(store.counts(&key(2025)).unwrap(), counts);
+        store.run_started("s", "a").unwrap();
+        store.run_finished("s", "b", "success").unwrap();
+        let last = store.last_run("s").unwrap().unwrap();
+        assert_eq!(
+            (last.started_at.as_str(), last.finished_at.as_deref(), last.outcome.as_deref()),
+            ("a", Some("b"), Some("success"))
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! The host's main job end to end: real ERP databases, real plugins, the real
+//! `ledgerlink` and `ledgerlink-hub` processes on loopback.
+
+use ledgerlink_e2e::agent::{text, Agent, SourceConfig};
+use ledgerlink_e2e::hub::Hub;
+use ledgerlink_e2e::{erp_plugin, plugin_library, reader_password, settings_for};
+use ledgerlink_fixtures::{Backend, Erp, Fixture, FixtureSpec};
+use ledgerlink_plugin_api::canonical::Decimal;
+use serde_json::{json, Value};
+use std::process::Output;
+
+fn decimal(value: &Value) -> Decimal {
+    value.as_str().unwrap_or_else(|| panic!("{value} is not a decimal string")).parse().expect("decimal")
+}
+
+fn exit_code(output: &Output) -> i32 {
+    output.status.code().unwrap_or_else(|| panic!("killed: {}", text(output)))
+}
+
+/// Every company/year of the fixture: the hub's trial balance equals the fixture's SQL.
+fn assert_hub_matches_sql(hub: &Hub, key: &str, source: &str, fixture: &Fixture) {
+    for company in fixture.companies() {
+        for &year in &company.years {
+            let expected = fixture.expected(&company.id, year).expect("expected");
+            let tb = hub.trial_balance(key, source, &company.id, year);
+            let accounts = tb["accounts"].as_object().expect("accounts");
+            assert_eq!(
+                accounts.len(),
+                expected.trial_balance.accounts.len(),
+                "{source} {} {year}",
+                company.id
+            );
+            for (account, row) in &expected.trial_balance.accounts {
+                assert_eq!(
+                    decimal(&accounts[account]["debit"]),
+                    row.debit,
+                    "{source} {} {year} {account}",
+                    company.id
+                );
+                assert_eq!(
+                    decimal(&accounts[account]["credit"]),
+                    row.credit,
+                    "{source} {} {year} {account}",
+                    company.id
+                );
+            }
+        }
+    }
+}
+
+fn odbc_source(id: &str, erp: Erp, fixture: &Fixture) -> SourceConfig {
+    SourceConfig {
+        id: id.into(),
+        plugin: erp.slug().into(),
+        settings: settings_for(erp, fixture, &reader_password()),
+        years: vec![2024, 2025],
+        extra: String::new(),
+    }
+}
+
+#[test]
+fn every_odbc_plugin_syncs_to_the_hub_and_the_trial_balances_equal_sql() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let fixtures: Vec<(Erp, Fixture)> = Erp::ALL
+        .into_iter()
+        .map(|erp| (erp, Fixture::create(FixtureSpec::new(erp, Backend::Postgres)).expect("fixture")))
+        .collect();
+    let sources: Vec<SourceConfig> =
+        fixtures.iter().map(|(erp, f)| odbc_source(erp.slug(), *erp, f)).collect();
+    let plugins: Vec<_> = Erp::ALL.into_iter().map(erp_plugin).collect();
+    let agent = Agent::new(&plugins, &hub.url, &key, &sources);
+    for (erp, fixture) in &fixtures {
+        let output = agent.sync(erp.slug(), &[]);
+        assert_eq!(exit_code(&output), 0, "{erp}: {}", text(&output));
+        assert_hub_matches_sql(&hub, &key, erp.slug(), fixture);
+    }
+}
+
+#[test]
+fn unchanged_data_is_not_sent_again_and_a_change_sends_only_its_year() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let mut fixture =
+        Fixture::create(FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres)).expect("fixture");
+    let agent = Agent::new(
+        &[erp_plugin(Erp::VismaBusiness)],
+        &hub.url,
+        &key,
+        &[odbc_source("vb", Erp::VismaBusiness, &fixture)],
+    );
+    assert_eq!(exit_code(&agent.sync("vb", &[])), 0);
+    let second = agent.sync("vb", &[]);
+    assert_eq!(exit_code(&second), 7, "nothing changed: {}", text(&second));
+    assert_eq!(text(&second).matches("unchanged").count(), 4, "{}", text(&second));
+
+    let company = fixture.companies()[0].id.clone();
+    fixture.touch_one_line(&company, 2025).expect("touch");
+    let third = agent.sync("vb", &[]);
+    assert_eq!(exit_code(&third), 0, "{}", text(&third));
+    let out = String::from_utf8_lossy(&third.stdout).to_string();
+    let uploaded: Vec<&str> = out.lines().filter(|l| l.starts_with("uploaded")).collect();
+    assert_eq!(uploaded.len(), 1, "{out}");
+    assert!(uploaded[0].contains(&format!("company {company}")) && uploaded[0].contains("2025"), "{out}");
+    assert_eq!(hub.snapshot_count(&key, "vb", &company, 2025), 2, "one new snapshot for the changed year");
+    assert_eq!(hub.snapshot_count(&key, "vb", &company, 2024), 1);
+    assert_hub_matches_sql(&hub, &key, "vb", &fixture);
+
+    let forced = agent.sync("vb", &["--force", "--company", &company, "--year", "2024"]);
+    assert_eq!(exit_code(&forced), 0, "{}", text(&forced));
+    assert_eq!(hub.snapshot_count(&key, "vb", &company, 2024), 1, "same content: the hub keeps one snapshot");
+}
+
+fn hello_source() -> SourceConfig {
+    SourceConfig {
+        id: "hello".into(),
+        plugin: "hello-erp".into(),
+        settings: json!({"batch_size": 3}),
+        years: vec![2024, 2025],
+        extra: String::new(),
+    }
+}
+
+#[test]
+fn hub_down_spools_and_the_next_run_delivers_exactly_once() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    hub.stop();
+    let down = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&down), 6, "spooled: {}", text(&down));
+    assert_eq!(agent.spooled().len(), 4, "one snapshot per company and year on disk");
+    let again = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&again), 6, "still down: {}", text(&again));
+    assert_eq!(agent.spooled().len(), 4, "nothing extracted twice into the spool");
+
+    hub.restart();
+    let up = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&up), 0, "{}", text(&up));
+    assert!(agent.spooled().is_empty(), "the spool is empty after delivery");
+    for company in ["1", "2"] {
+        for year in [2024, 2025] {
+            assert_eq!(hub.snapshot_count(&key, "hello", company, year), 1, "{company}/{year}");
+        }
+    }
+    assert_eq!(exit_code(&agent.sync("hello", &[])), 7);
+}
+
+#[test]
+fn a_flipped_byte_in_a_spooled_part_is_detected_and_never_accepted() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    hub.stop();
+    assert_eq!(exit_code(&agent.sync("hello", &["--company", "1", "--year", "2025"])), 6);
+    let entry = agent.spooled().pop().expect("one spooled snapshot");
+    let part = entry.join("part-00007.zst");
+    let mut bytes = std::fs::read(&part).expect("voucher lines part");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&part, bytes).unwrap();
+
+    hub.restart();
+    let output = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert!(text(&output).contains("damaged"), "{}", text(&output));
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1, "the re-extracted snapshot arrived");
+    let tb = hub.trial_balance(&key, "hello", "1", 2025);
+    assert_eq!(decimal(&tb["accounts"]["3000"]["credit"]), "11000.00".parse::<Decimal>().unwrap());
+    assert!(agent.spooled().is_empty());
+}
+
+#[test]
+fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let source = SourceConfig {
+        id: "synthetic".into(),
+        plugin: "synthetic".into(),
+        settings: json!({"voucher_lines": 1000, "unbalanced_voucher": 7}),
+        years: vec![2025],
+        extra: String::new(),
+    };
+    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let output = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&output), 5, "{}", text(&output));
+    assert!(
+        text(&output).contains("AcTr:7:1") && text(&output).contains("does not balance"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 0);
+    assert!(agent.spooled().is_empty(), "invalid data is not spooled either");
+}
+
+#[test]
+fn no_secret_reaches_output_spool_state_or_the_hub_log() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let fixture = Fixture::create(FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres)).expect("fixture");
+    let agent = Agent::new(
+        &[erp_plugin(Erp::VismaBusiness)],
+        &hub.url,
+        &key,
+        &[odbc_source("vb", Erp::VismaBusiness, &fixture)],
+    );
+    let mut outputs = Vec::new();
+    let first = agent.command(&["sync", "--source", "vb"]).env("LEDGERLINK_LOG", "trace").output().unwrap();
+    assert_eq!(exit_code(&first), 0, "{}", text(&first));
+    outputs.push(text(&first));
+    outputs.push(text(&agent.command(&["config", "validate"]).output().unwrap()));
+    // A failing run too: a wrong password must not show either.
+    let wrong = Agent::new(
+        &[erp_plugin(Erp::VismaBusiness)],
+        &hub.url,
+        &key,
+        &[SourceConfig {
+            settings: settings_for(Erp::VismaBusiness, &fixture, "Wrong-Pass-3141"),
+            ..odbc_source("vb", Erp::VismaBusiness, &fixture)
+        }],
+    );
+    let failed = wrong.command(&["sync", "--source", "vb"]).env("LEDGERLINK_LOG", "trace").output().unwrap();
+    assert_eq!(exit_code(&failed), 4, "{}", text(&failed));
+    assert!(text(&failed).contains("password authentication failed"), "{}", text(&failed));
+    outputs.push(text(&failed));
+
+    let mut files = Vec::new();
+    for dir in [agent.dir().join("data"), wrong.dir().join("data"), hub.data_dir().to_owned()] {
+        collect_files(&dir, &mut files);
+    }
+    let secrets = [reader_password(), key.clone(), "Wrong-Pass-3141".to_owned()];
+    for secret in &secrets {
+        for (i, out) in outputs.iter().enumerate() {
+            assert!(!out.contains(secret.as_str()), "output {i} shows a secret");
+        }
+        for file in &files {
+            let bytes = std::fs::read(file).unwrap_or_default();
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "{} contains a secret", file.display());
+        }
+    }
+    assert!(files.len() > 3, "the check looked at the state, spool and hub files: {files:?}");
+}
+
+fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn a_bad_configuration_is_exit_3_naming_file_and_line() {
+    let hub = Hub::start();
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, "llk_x", &[hello_source()]);
+    let text_before = std::fs::read_to_string(&agent.config).unwrap();
+    std::fs::write(
+        &agent.config,
+        text_before.replace("timeout_secs = 10", "timeout_secs = 10\ntimeout_sec = 3"),
+    )
+    .unwrap();
+    let output = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&output), 3, "{}", text(&output));
+    let message = text(&output);
+    assert!(message.contains("ledgerlink.toml:6:1") && message.contains("timeout_sec"), "{message}");
+}
