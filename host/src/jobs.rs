@@ -3,17 +3,19 @@
 //! This is where configuration, plugins, state, spool and hub client meet; the
 //! `sync` command runs one job, the `run` service runs them on schedules.
 
-use crate::config::{Config, Source, Tenant};
+use crate::config::{Config, Isolation, Source, Tenant};
 use crate::exit::Exit;
 use crate::hub_client::{user_agent, HubClient, HubClientSettings, HubError, RetryPolicy};
 use crate::pipeline::{
     sync_source, SourceSpec, SyncContext, SyncError, SyncReport, SyncRequest, YearOutcome, YearSelection,
 };
-use crate::plugins::{scan, LoadedPlugin, PluginStatus};
+use crate::plugins::{scan, Extractor, LoadedPlugin, PluginStatus};
 use crate::spool::Spool;
 use crate::state::StateStore;
+use crate::worker::{WorkerLimits, WorkerSource};
 use chrono::Datelike;
 use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_plugin_api::sdk::Manifest;
 use ledgerlink_protocol::PluginRef;
 use std::path::PathBuf;
 
@@ -33,6 +35,9 @@ pub enum JobError {
     /// The source is disabled in the configuration.
     #[error("source `{0}` is disabled in the configuration. Resolution: set `enabled = true` to sync it")]
     Disabled(String),
+    /// The hub switched the source or its plugin off.
+    #[error("{0}. Resolution: it runs again when support enables it on the hub")]
+    RemotelyDisabled(String),
     /// The source's plugin is not installed or not usable.
     #[error("{0}")]
     Plugin(String),
@@ -48,7 +53,9 @@ impl JobError {
     /// The exit code this failure maps to.
     pub fn exit(&self) -> Exit {
         match self {
-            JobError::UnknownSource { .. } | JobError::Disabled(_) => Exit::Config,
+            JobError::UnknownSource { .. } | JobError::Disabled(_) | JobError::RemotelyDisabled(_) => {
+                Exit::Config
+            }
             JobError::Sync(SyncError::Selection(_)) => Exit::Config,
             JobError::Hub(HubError::Setup(_)) => Exit::Config,
             _ => Exit::Source,
@@ -109,23 +116,14 @@ impl Agent {
             .map_err(|e| JobError::Sync(SyncError::Spool(e)))
     }
 
-    /// Finds, vets and loads the plugin with this id. Scanned anew for every job,
-    /// so a replaced plugin file is used by the next job.
-    pub fn load_plugin(&self, id: &str) -> Result<LoadedPlugin, JobError> {
+    /// Finds the plugin file with this id, vetted by a probe process; scanned anew
+    /// for every job, so a replaced plugin file is used by the next job.
+    pub fn find_plugin(&self, id: &str) -> Result<(PathBuf, Manifest), JobError> {
         let dirs = self.plugin_dirs();
-        let entries = scan(&dirs, &self.probe_exe);
         let mut problems = Vec::new();
-        for entry in entries {
+        for entry in scan(&dirs, &self.probe_exe) {
             match entry.status {
-                PluginStatus::Ok { manifest } if manifest.id == id => {
-                    return LoadedPlugin::load_vetted(&entry.path).map_err(|e| {
-                        JobError::Plugin(format!(
-                            "plugin `{id}` ({}): {e}. Resolution: {}",
-                            entry.path.display(),
-                            e.resolution()
-                        ))
-                    });
-                }
+                PluginStatus::Ok { manifest } if manifest.id == id => return Ok((entry.path, manifest)),
                 PluginStatus::Error { error } => problems.push(format!("{}: {error}", entry.path.display())),
                 PluginStatus::Ok { .. } => {}
             }
@@ -141,8 +139,59 @@ impl Agent {
         Err(JobError::Plugin(message))
     }
 
+    /// Finds and loads the plugin with this id into this process.
+    pub fn load_plugin(&self, id: &str) -> Result<LoadedPlugin, JobError> {
+        let (path, _) = self.find_plugin(id)?;
+        LoadedPlugin::load_vetted(&path).map_err(|e| {
+            JobError::Plugin(format!(
+                "plugin `{id}` ({}): {e}. Resolution: {}",
+                path.display(),
+                e.resolution()
+            ))
+        })
+    }
+
+    /// Opens a source's plugin where the configuration says: a worker process or in-process.
+    pub fn open_source(&self, source: &Source) -> Result<(Box<dyn Extractor>, Manifest), JobError> {
+        let (path, manifest) = self.find_plugin(&source.plugin)?;
+        let settings = source.plugin_settings_json();
+        match source.isolation {
+            Isolation::Process => {
+                let limits = WorkerLimits {
+                    stall: std::time::Duration::from_secs(source.worker_stall_secs.max(1)),
+                    memory_bytes: Some(source.worker_memory_mb.saturating_mul(1 << 20)),
+                };
+                let job = format!("{}-{}", source.id, crate::state::random_hex(3));
+                let worker =
+                    WorkerSource::start(&self.probe_exe, &path, &source.plugin, &job, &settings, limits)
+                        .map_err(|e| JobError::Sync(SyncError::Source(e)))?;
+                let manifest = worker.manifest().clone();
+                Ok((Box::new(worker), manifest))
+            }
+            Isolation::InProcess => {
+                let plugin = LoadedPlugin::load_vetted(&path).map_err(|e| {
+                    JobError::Plugin(format!(
+                        "plugin `{}` ({}): {e}. Resolution: {}",
+                        source.plugin,
+                        path.display(),
+                        e.resolution()
+                    ))
+                })?;
+                let opened = plugin.open(&settings).map_err(|e| JobError::Sync(SyncError::Source(e)))?;
+                Ok((Box::new(opened), manifest))
+            }
+        }
+    }
+
     /// The hub client of a tenant, with the User-Agent of a source's ERP.
     pub fn hub_client(&self, tenant: &Tenant, erp_system: &str) -> Result<HubClient, HubError> {
+        let extra_root_pem = match &self.config.hub.ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| HubError::Setup(format!("hub.ca_file {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
         HubClient::new(HubClientSettings {
             url: self.config.hub.url.clone(),
             api_key: tenant.api_key.expose().to_owned(),
@@ -150,6 +199,7 @@ impl Agent {
             user_agent: user_agent(erp_system, self.config.agent.service_user.as_deref()),
             timeout: self.config.hub.timeout(),
             retry: retry_policy(),
+            extra_root_pem,
         })
     }
 
@@ -169,20 +219,24 @@ impl Agent {
             return Err(JobError::Disabled(source.id.clone()));
         }
         let state = self.state()?;
+        let desired = crate::control::DesiredState::for_tenant(&state, &tenant.id);
+        if let Some(why) = desired.blocked(source) {
+            return Err(JobError::RemotelyDisabled(why));
+        }
         let spool = self.spool()?;
         let agent_id = state.agent_id().map_err(|e| JobError::Sync(SyncError::State(e)))?;
-        let plugin = self.load_plugin(&source.plugin)?;
-        let manifest = plugin.manifest().clone();
+        let (opened, manifest) = self.open_source(source)?;
         let hub = self.hub_client(tenant, &manifest.erp_system)?;
-        let opened =
-            plugin.open(&source.plugin_settings_json()).map_err(|e| JobError::Sync(SyncError::Source(e)))?;
         let ctx = SyncContext { agent_id: &agent_id, state: &state, spool: &spool, hub: &hub, cancel, quiet };
         let plugin_ref = PluginRef { id: manifest.id.clone(), version: manifest.version.clone() };
         let mut entities = manifest.entities.clone();
         entities.sort();
         entities.dedup();
-        let spec = spec_of(tenant, source);
-        Ok(sync_source(&ctx, &opened, &plugin_ref, &entities, &spec, request)?)
+        let mut spec = spec_of(tenant, source);
+        spec.companies = crate::control::narrow(spec.companies, desired.company_selection(&source.id));
+        let report = sync_source(&ctx, opened.as_ref(), &plugin_ref, &entities, &spec, request)?;
+        crate::control::record_sync(&state, tenant, source, &report);
+        Ok(report)
     }
 }
 

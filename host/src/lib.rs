@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod exit;
 pub mod hub_client;
 pub mod jobs;
@@ -15,3 +16,4 @@ pub mod schedule;
 pub mod service;
 pub mod spool;
 pub mod state;
+pub mod worker;

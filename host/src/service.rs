@@ -46,6 +46,63 @@ async fn serve(agent: Arc<Agent>, drain: Duration) -> Exit {
         tokio::task::spawn_blocking(move || report_version(&agent, &id));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let cell: crate::control::AgentCell = Arc::new(std::sync::RwLock::new(agent.clone()));
+    let reload = Arc::new(tokio::sync::Notify::new());
+    let control = crate::control::start(cell.clone(), reload.clone(), agent_id.clone(), stop_rx.clone());
+    let mut agent = agent;
+    let (mut loops_stop, mut loops) = schedule_sources(&agent, &agent_id);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = reload.notified() => {
+                let Some(path) = crate::control::config_path() else { continue };
+                match crate::config::load(path) {
+                    Err(e) => tracing::error!(error = %e, "Configuration not reloaded: it is not valid."),
+                    Ok(config) => {
+                        // Running jobs are cancelled between batches; spooled data is safe.
+                        let _ = loops_stop.send(true);
+                        futures_join(std::mem::take(&mut loops)).await;
+                        let exe = std::env::current_exe().unwrap_or_else(|_| "ledgerlink".into());
+                        agent = Arc::new(Agent::new(config, exe));
+                        *cell.write().unwrap_or_else(|p| p.into_inner()) = agent.clone();
+                        (loops_stop, loops) = schedule_sources(&agent, &agent_id);
+                        tracing::info!("Configuration reloaded; schedules restarted.");
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(
+        drain_secs = drain.as_secs(),
+        "Shutting down: running jobs get the drain deadline to finish."
+    );
+    let _ = loops_stop.send(true);
+    let _ = stop_tx.send(true);
+    loops.extend(control);
+    let all = futures_join(loops);
+    match tokio::time::timeout(drain, all).await {
+        Ok(()) => {
+            tracing::info!("Stopped cleanly.");
+            Exit::Success
+        }
+        Err(_) => {
+            tracing::warn!(
+                "Jobs did not finish within the drain deadline; stopping anyway (spooled data is safe)."
+            );
+            Exit::Success
+        }
+    }
+}
+
+/// Starts one schedule task per enabled source; the sender stops them.
+fn schedule_sources(
+    agent: &Arc<Agent>,
+    agent_id: &str,
+) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let agent_id = agent_id.to_owned();
     let mut loops = Vec::new();
     for (_, source) in agent.config.sources() {
         if !source.enabled {
@@ -70,24 +127,28 @@ async fn serve(agent: Arc<Agent>, drain: Duration) -> Exit {
     if loops.is_empty() {
         tracing::warn!("No enabled source to schedule; waiting for a shutdown signal.");
     }
-    shutdown_signal().await;
-    tracing::info!(
-        drain_secs = drain.as_secs(),
-        "Shutting down: running jobs get the drain deadline to finish."
-    );
-    let _ = stop_tx.send(true);
-    let all = futures_join(loops);
-    match tokio::time::timeout(drain, all).await {
-        Ok(()) => {
-            tracing::info!("Stopped cleanly.");
-            Exit::Success
-        }
-        Err(_) => {
-            tracing::warn!(
-                "Jobs did not finish within the drain deadline; stopping anyway (spooled data is safe)."
-            );
-            Exit::Success
-        }
+    (stop_tx, loops)
+}
+
+/// Why the hub switched this source (or its plugin) off, if it did.
+async fn remote_block(agent: &Arc<Agent>, source: &Source) -> Option<String> {
+    let (agent, source) = (agent.clone(), source.clone());
+    tokio::task::spawn_blocking(move || {
+        let tenant = agent.config.source(&source.id).map(|(t, _)| t.id.clone())?;
+        let state = agent.state().ok()?;
+        crate::control::DesiredState::for_tenant(&state, &tenant).blocked(&source)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Notes the next run of a source for status reports (`ledgerlink status`, the hub).
+fn note_next_run(agent: &Arc<Agent>, source: &str, next: DateTime<Local>) {
+    let at = next.to_rfc3339();
+    crate::control::board().set_next_run(source, at.clone());
+    if let Ok(state) = agent.state() {
+        let _ = state.set_setting(&crate::control::next_run_key(source), &at);
     }
 }
 
@@ -126,8 +187,7 @@ fn report_version(agent: &Agent, agent_id: &str) {
         let mut plugins = Vec::new();
         let mut erp = String::from("-");
         for source in tenant.sources.iter().filter(|s| s.enabled) {
-            if let Ok(plugin) = agent.load_plugin(&source.plugin) {
-                let m = plugin.manifest();
+            if let Ok((_, m)) = agent.find_plugin(&source.plugin) {
                 erp = m.erp_system.clone();
                 plugins.push(ledgerlink_protocol::PluginRef { id: m.id.clone(), version: m.version.clone() });
             }
@@ -173,6 +233,7 @@ async fn source_loop(
         schedule.next_after(last_start.map_or(now, |l| l.max(now)), offset)
     };
     tracing::info!(source = %source.id, schedule = %schedule.describe(offset), next = %next.to_rfc3339(), "Source scheduled.");
+    note_next_run(&agent, &source.id, next);
     loop {
         let wait = (next - Local::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
@@ -180,15 +241,21 @@ async fn source_loop(
             _ = stop.changed() => return,
         }
         let started = Local::now();
-        run_with_retries(&agent, &source, &mut stop).await;
+        match remote_block(&agent, &source).await {
+            Some(why) => tracing::info!(source = %source.id, reason = %why, "Scheduled run skipped."),
+            None => run_with_retries(&agent, &source, &mut stop).await,
+        }
         if *stop.borrow() {
             return;
         }
-        next = schedule.next_after(started.max(Local::now() - chrono::Duration::seconds(1)), offset);
-        if matches!(schedule, Schedule::Interval { .. }) {
-            next = schedule.next_after(started, offset);
-        }
+        // Intervals count from the start of the run; the others from now, so a run
+        // that overran its slot is not repeated at once.
+        next = match schedule {
+            Schedule::Interval { .. } => schedule.next_after(started, offset),
+            _ => schedule.next_after(Local::now(), offset),
+        };
         tracing::info!(source = %source.id, next = %next.to_rfc3339(), "Next run scheduled.");
+        note_next_run(&agent, &source.id, next);
     }
 }
 
@@ -212,6 +279,10 @@ async fn run_with_retries(agent: &Arc<Agent>, source: &Source, stop: &mut watch:
 /// Runs one job on a blocking thread; on shutdown asks it to stop between batches.
 async fn run_job(agent: &Arc<Agent>, source: &Source, stop: &mut watch::Receiver<bool>) -> Exit {
     let cancel = CancelFlag::new();
+    // One job per source at a time, also against syncs asked for by the hub.
+    let lock = crate::control::board().lock(&source.id);
+    let _running = lock.lock().await;
+    crate::control::board().started(&source.id, cancel.clone());
     let (agent, id, job_cancel) = (agent.clone(), source.id.clone(), cancel.clone());
     let job = tokio::task::spawn_blocking(move || {
         let state = agent.state().ok();
@@ -234,11 +305,13 @@ async fn run_job(agent: &Arc<Agent>, source: &Source, stop: &mut watch::Receiver
         exit
     });
     tokio::pin!(job);
-    tokio::select! {
+    let exit = tokio::select! {
         result = &mut job => result.unwrap_or(Exit::Source),
         _ = stop.changed() => {
             cancel.cancel();
             (&mut job).await.unwrap_or(Exit::Source)
         }
-    }
+    };
+    crate::control::board().finished(&source.id);
+    exit
 }

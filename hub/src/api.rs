@@ -41,6 +41,10 @@ where
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
+/// How much of an oversized body is read and discarded before the 413 answer, so
+/// a client still sending it can read the answer instead of a reset connection.
+const DRAIN_OVERSIZED_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Reads a request body of at most `limit` bytes; larger bodies are refused with 413.
 async fn read_body(headers: &HeaderMap, body: Body, limit: u64, what: &str) -> ApiResult<Bytes> {
     let too_large = || {
@@ -52,15 +56,30 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: u64, what: &str) -> A
     };
     let declared =
         headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    let mut oversized = declared.is_some_and(|n| n > limit);
+    let mut body = body;
+    let mut data = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request("body_unreadable", format!("cannot read the request body: {e}"))
+        })?;
+        let Ok(chunk) = frame.into_data() else { continue };
+        seen += chunk.len() as u64;
+        if seen > limit && !oversized {
+            oversized = true;
+            data = Vec::new();
+        }
+        if !oversized {
+            data.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_add(DRAIN_OVERSIZED_BYTES) {
+            break;
+        }
+    }
+    if oversized {
         return Err(too_large());
     }
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match http_body_util::BodyExt::collect(limited).await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request("body_unreadable", format!("cannot read the request body: {e}"))),
-    }
+    Ok(Bytes::from(data))
 }
 
 /// Parses JSON, telling malformed JSON apart from JSON of the wrong shape.
@@ -312,7 +331,7 @@ pub async fn companies(
 }
 
 /// Finds which source's company `company_id` means; `source` picks one when several deliver it.
-fn resolve_company(
+pub(crate) fn resolve_company(
     meta: &dyn MetadataStore,
     tenant: &Tenant,
     company_id: &str,
@@ -348,7 +367,7 @@ fn resolve_company(
     Ok(CompanyKey { source_id, company_id: company_id.to_owned() })
 }
 
-fn year_param(query: &HashMap<String, String>, required: bool) -> ApiResult<Option<i32>> {
+pub(crate) fn year_param(query: &HashMap<String, String>, required: bool) -> ApiResult<Option<i32>> {
     match query.get("year") {
         None if required => Err(ApiError::bad_request("missing_year", "query parameter `year` is required")),
         None => Ok(None),

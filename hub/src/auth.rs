@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::storage::Tenant;
+use crate::storage::{SupportPrincipal, Tenant};
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -12,12 +12,24 @@ use sha2::{Digest, Sha256};
 /// Prefix of every API key, so a leaked key is recognisable (e.g. by secret scanners).
 pub const KEY_PREFIX: &str = "llk_";
 
+/// Prefix of every support token (admin API and console), distinct from tenant keys.
+pub const SUPPORT_TOKEN_PREFIX: &str = "lls_";
+
 /// A new random API key: `llk_` and 64 hex digits (32 bytes from the OS CSPRNG).
 pub fn generate_key() -> anyhow::Result<String> {
+    generate_with_prefix(KEY_PREFIX)
+}
+
+/// A new random support token: `lls_` and 64 hex digits.
+pub fn generate_support_token() -> anyhow::Result<String> {
+    generate_with_prefix(SUPPORT_TOKEN_PREFIX)
+}
+
+fn generate_with_prefix(prefix: &str) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{KEY_PREFIX}{hex}"))
+    Ok(format!("{prefix}{hex}"))
 }
 
 /// The stored form of a key. SHA-256 suffices: keys are 256-bit random, so there is nothing to brute-force.
@@ -59,6 +71,50 @@ pub async fn require_tenant(State(state): State<AppState>, mut request: Request,
     };
     let name = tenant.name.clone();
     request.extensions_mut().insert::<Tenant>(tenant);
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(TenantName(name));
+    response
+}
+
+/// Middleware of the admin API: authenticates a support token (`Authorization: Bearer lls_…`)
+/// and puts the [`SupportPrincipal`] into the request. Tenant API keys are refused.
+pub async fn require_support(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let token = match bearer(&request) {
+        Ok(token) => token.to_owned(),
+        Err(_) => {
+            return ApiError::unauthorized("missing `Authorization: Bearer <support token>` header")
+                .into_response()
+        }
+    };
+    if !token.starts_with(SUPPORT_TOKEN_PREFIX) {
+        return ApiError::unauthorized(
+            "the admin API takes a support token (lls_…), not a tenant API key; \
+             create one with `ledgerlink-hub support-token create NAME --role viewer|support`",
+        )
+        .into_response();
+    }
+    let store = state.control_store.clone();
+    let hash = hash_key(&token);
+    let found = match tokio::task::spawn_blocking(move || {
+        store.support_token_by_hash(&hash).map(|m| (m, hash))
+    })
+    .await
+    {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let principal = match found {
+        (Some(m), hash) if constant_time_eq(&m.token_hash, &hash) => {
+            if m.revoked {
+                return ApiError::unauthorized("the support token was revoked").into_response();
+            }
+            m.principal
+        }
+        _ => return ApiError::unauthorized("the support token is not valid").into_response(),
+    };
+    let name = format!("support:{}", principal.name);
+    request.extensions_mut().insert::<SupportPrincipal>(principal);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(TenantName(name));
     response

@@ -27,6 +27,14 @@ pub enum Command {
     /// Manages tenants and their API keys.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manages support tokens (admin API and console; roles viewer and support).
+    #[command(subcommand, name = "support-token")]
+    SupportToken(crate::admin_cli::SupportTokenCommand),
+    /// Remote control over the admin API: agents, plugin and source toggles, syncs, diagnostics.
+    Admin(crate::admin_cli::AdminArgs),
+    /// Exports accounting data in a standard file format.
+    #[command(subcommand)]
+    Export(ExportCommand),
 }
 
 /// Log line format.
@@ -94,6 +102,14 @@ pub enum TenantCommand {
     },
 }
 
+/// Export subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Writes a SAF-T Financial 1.30 file of a company's fiscal year (its current snapshot).
+    #[command(name = "saf-t")]
+    SafT(crate::saft::cli::SafTArgs),
+}
+
 /// Parses the command line, runs it, and turns errors into a message and exit code 1.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -108,6 +124,14 @@ pub fn run() -> ExitCode {
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::SupportToken(command) => crate::admin_cli::support_token(command),
+        Command::Admin(args) => {
+            if crate::admin_cli::admin(args)? {
+                Ok(())
+            } else {
+                bail!("the command did not succeed (see above)")
+            }
+        }
         Command::Serve(args) => {
             init_logging(args.log_format);
             let config = ServeConfig {
@@ -149,6 +173,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Export(ExportCommand::SafT(args)) => crate::saft::cli::run(args),
         Command::Tenant(TenantCommand::Revoke { name, data }) => {
             let (meta, _) = open_storage(&data)?;
             if !meta.revoke_tenant(&name, &now())? {

@@ -3,10 +3,15 @@
 //! The binary `ledgerlink-hub` is a thin wrapper around [`cli::run`]. The upload
 //! protocol is described in `docs/protocol.md`; the HTTP API in `hub/openapi.json`.
 
+pub mod admin;
+pub mod admin_cli;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod console;
+pub mod control;
 pub mod error;
 pub mod ingest;
+pub mod saft;
 pub mod server;
 pub mod storage;

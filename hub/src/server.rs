@@ -1,9 +1,10 @@
 //! The HTTP server: route table, router, request log, TLS and the serve loop.
 
-use crate::api;
 use crate::auth::{self, TenantName};
+use crate::control::ControlHub;
 use crate::error::ApiError;
-use crate::storage::{BlobStore, FsBlobStore, MetadataStore, SqliteStore};
+use crate::storage::{BlobStore, ControlStore, FsBlobStore, MetadataStore, SqliteStore};
+use crate::{admin, api, control};
 use anyhow::{bail, Context};
 use axum::extract::Request;
 use axum::handler::Handler;
@@ -44,13 +45,26 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     /// Limits.
     pub limits: Limits,
+    /// Control-plane metadata (support tokens, agents, commands, audit log).
+    pub control_store: Arc<dyn ControlStore>,
+    /// Connected agents.
+    pub control: Arc<ControlHub>,
 }
 
 impl AppState {
     /// The embedded storage under a data directory: `hub.sqlite3` and `parts/`.
     pub fn open(data: &Path, limits: Limits) -> anyhow::Result<Self> {
         let (meta, blobs) = open_storage(data)?;
-        Ok(Self { meta: Arc::new(meta), blobs: Arc::new(blobs), limits })
+        let meta = Arc::new(meta);
+        // No connection survives a restart: every agent is offline until it connects again.
+        meta.all_agents_offline().context("cannot reset the agent registry")?;
+        Ok(Self {
+            meta: meta.clone(),
+            blobs: Arc::new(blobs),
+            limits,
+            control_store: meta,
+            control: Arc::new(ControlHub::default()),
+        })
     }
 }
 
@@ -71,8 +85,10 @@ pub struct Route {
     pub method: &'static str,
     /// Path in OpenAPI/axum syntax (`{param}`).
     pub path: &'static str,
-    /// True when the route requires a tenant API key.
+    /// True when the route requires a tenant API key (or, with `admin`, a support token).
     pub auth: bool,
+    /// True for the admin API: authenticated by a support token instead of a tenant key.
+    pub admin: bool,
     handler: MethodRouter<AppState>,
 }
 
@@ -88,7 +104,16 @@ where
         "DELETE" => MethodFilter::DELETE,
         other => panic!("method {other} is not used by this API"),
     };
-    Route { method, path, auth, handler: on(filter, handler) }
+    Route { method, path, auth, admin: false, handler: on(filter, handler) }
+}
+
+/// A route of the admin API: authenticated by a support token.
+fn admin_route<H, T>(method: &'static str, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route { admin: true, ..route(method, path, true, handler) }
 }
 
 /// Every route the hub serves.
@@ -107,6 +132,23 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/v1/companies/{company_id}/snapshots", true, api::company_snapshots),
         route("GET", "/v1/companies/{company_id}/current", true, api::company_current),
         route("GET", "/v1/companies/{company_id}/trial-balance", true, api::trial_balance),
+        route("GET", "/v1/control/ws", true, control::websocket),
+        route("GET", "/v1/control/sse", true, control::sse),
+        route("GET", "/v1/control/poll", true, control::poll),
+        route("POST", "/v1/control/messages", true, control::messages),
+        route("GET", "/console", false, admin::console),
+        admin_route("GET", "/v1/admin/whoami", admin::whoami),
+        admin_route("GET", "/v1/admin/agents", admin::agents),
+        admin_route("GET", "/v1/admin/agents/{tenant}/{agent_id}", admin::agent),
+        admin_route("POST", "/v1/admin/agents/{tenant}/{agent_id}/commands", admin::create_command),
+        admin_route("GET", "/v1/admin/agents/{tenant}/{agent_id}/commands/{command_id}", admin::get_command),
+        admin_route(
+            "PUT",
+            "/v1/admin/agents/{tenant}/{agent_id}/sources/{source_id}/companies",
+            admin::select_companies,
+        ),
+        admin_route("GET", "/v1/admin/audit", admin::audit),
+        route("GET", "/v1/companies/{company_id}/saf-t", true, crate::saft::http::export),
     ]
 }
 
@@ -117,25 +159,30 @@ pub fn route_list() -> Vec<(&'static str, &'static str, bool)> {
 
 /// The whole application: routes, authentication, JSON fallbacks and the request log.
 pub fn router(state: AppState) -> Router {
-    let mut by_path: BTreeMap<(bool, &'static str), MethodRouter<AppState>> = BTreeMap::new();
+    let mut by_path: BTreeMap<(bool, bool, &'static str), MethodRouter<AppState>> = BTreeMap::new();
     for r in routes() {
-        let merged = match by_path.remove(&(r.auth, r.path)) {
+        let key = (r.auth, r.admin, r.path);
+        let merged = match by_path.remove(&key) {
             Some(existing) => existing.merge(r.handler),
             None => r.handler,
         };
-        by_path.insert((r.auth, r.path), merged);
+        by_path.insert(key, merged);
     }
-    let (mut public, mut private) = (Router::new(), Router::new());
-    for ((auth, path), handler) in by_path {
-        if auth {
+    let (mut public, mut private, mut admin) = (Router::new(), Router::new(), Router::new());
+    for ((auth, is_admin, path), handler) in by_path {
+        if is_admin {
+            admin = admin.route(path, handler);
+        } else if auth {
             private = private.route(path, handler);
         } else {
             public = public.route(path, handler);
         }
     }
     let private = private.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_tenant));
+    let admin = admin.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_support));
     public
         .merge(private)
+        .merge(admin)
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -7,6 +7,7 @@
 //! agent can use it with any client.
 
 pub mod api;
+pub mod control;
 mod manifest;
 mod part;
 

@@ -66,7 +66,7 @@ impl From<SourceError> for ErrorView {
                 ),
                 resolution: error.resolution.into_string(),
             },
-            other @ SourceError::Malformed { .. } => ErrorView {
+            other @ (SourceError::Malformed { .. } | SourceError::Crashed { .. }) => ErrorView {
                 message: other.to_string(),
                 resolution: "Report this to the plugin's vendor.".into(),
             },

@@ -12,6 +12,7 @@ mod check;
 mod config_cmd;
 mod demo;
 mod list;
+mod status;
 mod sync;
 
 use crate::plugins;
@@ -73,6 +74,21 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: run one plugin in this (child) process for the host, over stdin/stdout.
+    #[command(name = "plugin-worker", hide = true)]
+    PluginWorker {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// Show sources, plugins (and who disabled them remotely), last and next runs, spool and control channel.
+    Status {
+        /// The configuration file (default: $LEDGERLINK_CONFIG, else the OS default path).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -138,15 +154,21 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Config(ConfigCommand::Validate { config }) => config_cmd::validate(config.as_deref()).into(),
         Command::PluginProbe { path } => plugins::run_probe_child(&path),
+        Command::PluginWorker { path } => crate::worker::run_worker_child(&path),
         Command::Demo { dir } => demo::run(dir, probe_exe()).into(),
-        Command::Run { config, drain_secs } => match sync::load_config(config.as_deref()) {
-            Ok(config) => crate::service::run(
-                crate::jobs::Agent::new(config, probe_exe()),
-                std::time::Duration::from_secs(drain_secs),
-            )
-            .into(),
-            Err(exit) => exit.into(),
-        },
+        Command::Run { config, drain_secs } => {
+            // `config.reload` from the hub reads this file again.
+            crate::control::set_config_path(crate::config::resolve_path(config.as_deref()));
+            match sync::load_config(config.as_deref()) {
+                Ok(config) => crate::service::run(
+                    crate::jobs::Agent::new(config, probe_exe()),
+                    std::time::Duration::from_secs(drain_secs),
+                )
+                .into(),
+                Err(exit) => exit.into(),
+            }
+        }
+        Command::Status { config, json } => status::run(config.as_deref(), json).into(),
         Command::Sync { source, company, year, force, config, json } => {
             let request = crate::pipeline::SyncRequest { company, year, force };
             sync::run(sync::SyncArgs { config, source, request, json }, probe_exe()).into()

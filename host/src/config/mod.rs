@@ -41,6 +41,77 @@ pub struct Config {
     /// The customers this agent syncs for, each with its own API key and sources.
     #[serde(default)]
     pub tenants: Vec<Tenant>,
+    /// The outbound control channel to the hub; `None`: no remote control.
+    #[serde(default)]
+    pub control: Option<ControlConfig>,
+}
+
+/// `[control]`: the outbound control channel (one connection per tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// False keeps the section but opens no connection.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How to connect: try each in turn (`auto`), or one only.
+    #[serde(default)]
+    pub transport: ControlTransport,
+    /// Seconds between heartbeats; a connection silent for three heartbeats is reopened.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// First wait before reconnecting, in seconds; doubled (with jitter) after each failure.
+    #[serde(default = "default_reconnect_min_secs")]
+    pub reconnect_min_secs: u64,
+    /// Longest wait before reconnecting, in seconds.
+    #[serde(default = "default_reconnect_max_secs")]
+    pub reconnect_max_secs: u64,
+    /// How long one long-poll request waits for a command, in seconds.
+    #[serde(default = "default_poll_wait_secs")]
+    pub poll_wait_secs: u64,
+}
+
+/// `control.transport`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlTransport {
+    /// WebSocket, else Server-Sent Events, else long-polling.
+    #[default]
+    Auto,
+    /// WebSocket only.
+    Websocket,
+    /// Server-Sent Events only.
+    Sse,
+    /// Long-polling only.
+    LongPoll,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            enabled: true,
+            transport: ControlTransport::Auto,
+            heartbeat_secs: default_heartbeat_secs(),
+            reconnect_min_secs: default_reconnect_min_secs(),
+            reconnect_max_secs: default_reconnect_max_secs(),
+            poll_wait_secs: default_poll_wait_secs(),
+        }
+    }
+}
+
+fn default_heartbeat_secs() -> u64 {
+    25
+}
+
+fn default_reconnect_min_secs() -> u64 {
+    1
+}
+
+fn default_reconnect_max_secs() -> u64 {
+    300
+}
+
+fn default_poll_wait_secs() -> u64 {
+    25
 }
 
 /// `[agent]`: this installation.
@@ -67,6 +138,10 @@ pub struct HubConfig {
     /// Timeout of one HTTP request, in seconds.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// A PEM file of an extra certificate authority to trust (a company's private CA);
+    /// the public web roots are always trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[spool]`: snapshots waiting for the hub.
@@ -129,6 +204,15 @@ pub struct Source {
     /// When the source runs.
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    /// Where the plugin runs: in a supervised worker process (default) or in the host.
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// A worker that produces nothing for this many seconds is killed.
+    #[serde(default = "default_worker_stall_secs")]
+    pub worker_stall_secs: u64,
+    /// A worker using more resident memory than this many MiB is killed.
+    #[serde(default = "default_worker_memory_mb")]
+    pub worker_memory_mb: u64,
     /// Free-form settings for the plugin (see [`Source::plugin_settings_json`]).
     #[serde(default)]
     pub settings: toml::Table,
@@ -381,6 +465,7 @@ impl fmt::Debug for HubConfig {
             .field("url", &redact_url(&self.url))
             .field("proxy", &self.proxy.as_deref().map(redact_url))
             .field("timeout_secs", &self.timeout_secs)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -434,6 +519,9 @@ impl fmt::Debug for Source {
             .field("max_concurrent_jobs", &self.max_concurrent_jobs)
             .field("retry", &self.retry)
             .field("schedule", &self.schedule)
+            .field("isolation", &self.isolation)
+            .field("worker_stall_secs", &self.worker_stall_secs)
+            .field("worker_memory_mb", &self.worker_memory_mb)
             .field("settings", &format_args!("{}", redact_json(&self.plugin_settings_json())))
             .finish()
     }
@@ -564,6 +652,25 @@ impl fmt::Display for Problems<'_> {
         }
         Ok(())
     }
+}
+
+fn default_worker_stall_secs() -> u64 {
+    300
+}
+
+fn default_worker_memory_mb() -> u64 {
+    1024
+}
+
+/// Where a source's plugin runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In a worker process the host supervises: crashes, hangs and leaks end the job, not the host.
+    #[default]
+    Process,
+    /// In the host process itself (for debugging; a plugin crash takes the host down).
+    InProcess,
 }
 
 fn default_true() -> bool {

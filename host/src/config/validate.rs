@@ -41,6 +41,9 @@ pub(crate) fn validate(config: &Config) -> Vec<Issue> {
             "add a [[tenants]] table with id and api_key, and its [[tenants.sources]] (see config/example.toml)",
         );
     }
+    if let Some(control) = &config.control {
+        check_control(control, &root.key("control"), &mut issues);
+    }
     let mut tenant_ids: HashMap<&str, FieldPath> = HashMap::new();
     let mut source_ids: HashMap<&str, FieldPath> = HashMap::new();
     for (ti, tenant) in config.tenants.iter().enumerate() {
@@ -52,6 +55,40 @@ pub(crate) fn validate(config: &Config) -> Vec<Issue> {
         }
     }
     issues.0
+}
+
+fn check_control(control: &super::ControlConfig, path: &FieldPath, issues: &mut Issues) {
+    if !(1..=300).contains(&control.heartbeat_secs) {
+        issues.push(
+            path.key("heartbeat_secs"),
+            format!("heartbeat_secs is {}, outside 1 to 300", control.heartbeat_secs),
+            "use a value from 1 to 300 seconds (default 25)",
+        );
+    }
+    if control.reconnect_min_secs == 0 {
+        issues.push(
+            path.key("reconnect_min_secs"),
+            "reconnect_min_secs is 0: a failing hub would be hammered without pause",
+            "use at least 1 second (default 1)",
+        );
+    }
+    if control.reconnect_max_secs < control.reconnect_min_secs.max(1) {
+        issues.push(
+            path.key("reconnect_max_secs"),
+            format!(
+                "reconnect_max_secs ({}) is less than reconnect_min_secs ({})",
+                control.reconnect_max_secs, control.reconnect_min_secs
+            ),
+            "make reconnect_max_secs at least reconnect_min_secs (default 300)",
+        );
+    }
+    if !(1..=120).contains(&control.poll_wait_secs) {
+        issues.push(
+            path.key("poll_wait_secs"),
+            format!("poll_wait_secs is {}, outside 1 to 120", control.poll_wait_secs),
+            "use a value from 1 to 120 seconds (default 25); proxies often cut requests after 30-60 s",
+        );
+    }
 }
 
 fn check_hub(config: &Config, path: &FieldPath, issues: &mut Issues) {

@@ -53,6 +53,8 @@ pub struct HubClientSettings {
     pub timeout: Duration,
     /// Retries of transient failures.
     pub retry: RetryPolicy,
+    /// PEM of an extra certificate authority to trust.
+    pub extra_root_pem: Option<Vec<u8>>,
 }
 
 /// An upload or report that did not go through.
@@ -115,6 +117,11 @@ impl HubClient {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
             .use_rustls_tls();
+        if let Some(pem) = &settings.extra_root_pem {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| HubError::Setup(format!("hub.ca_file is not a PEM certificate: {e}")))?;
+            builder = builder.add_root_certificate(certificate);
+        }
         if let Some(proxy) = &settings.proxy {
             let proxy = reqwest::Proxy::all(proxy).map_err(|e| HubError::Setup(format!("proxy: {e}")))?;
             builder = builder.proxy(proxy);

@@ -10,7 +10,7 @@ mod progress;
 pub use progress::Progress;
 
 use crate::hub_client::{HubClient, HubError};
-use crate::plugins::{PluginSource, SourceError};
+use crate::plugins::{Extractor, SourceError};
 use crate::spool::{EntryMeta, Spool, SpoolEntry, SpoolError};
 use crate::state::{Acknowledged, SnapshotKey, StateError, StateStore};
 use ledgerlink_plugin_api::abi::CancelFlag;
@@ -92,6 +92,8 @@ pub struct SyncReport {
     pub years: Vec<(SnapshotKey, YearOutcome)>,
     /// A failure that stopped the whole source (plugin or connection), if any.
     pub source_error: Option<String>,
+    /// Every company the source can see (reported to the hub for company selection).
+    pub companies: Vec<Company>,
 }
 
 /// Everything a sync needs besides the plugin.
@@ -180,7 +182,7 @@ fn select(
 /// waits in the spool for this tenant.
 pub fn sync_source(
     ctx: &SyncContext<'_>,
-    source: &PluginSource,
+    source: &dyn Extractor,
     plugin: &PluginRef,
     entities: &[Entity],
     spec: &SourceSpec,
@@ -190,6 +192,7 @@ pub fn sync_source(
     // Deliver what earlier runs left in the spool first.
     let mut hub_down = upload_pending(ctx, &spec.tenant, &mut report).err();
     let companies = source.companies()?;
+    report.companies = companies.clone();
     for (company, year) in select(companies, spec, request)? {
         let key = SnapshotKey {
             tenant: spec.tenant.clone(),
@@ -252,7 +255,7 @@ enum Prepared {
 /// Change detection, extraction, validation and spooling of one company's year.
 fn sync_year(
     ctx: &SyncContext<'_>,
-    source: &PluginSource,
+    source: &dyn Extractor,
     plugin: &PluginRef,
     entities: &[Entity],
     company: &Company,
@@ -264,7 +267,8 @@ fn sync_year(
         Err(e) => return Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() })),
     };
     let acknowledged = ctx.state.acknowledged(key)?;
-    if !force && acknowledged.as_ref().is_some_and(|a| a.change_token == token) {
+    let extracted_by = format!("{}@{}", plugin.id, plugin.version);
+    if !force && acknowledged.as_ref().is_some_and(|a| a.change_token == token && a.plugin == extracted_by) {
         return Ok(Prepared::Done(YearOutcome::Unchanged));
     }
     // A snapshot of the same data may already wait in the spool (hub was down).
@@ -326,7 +330,7 @@ fn sync_year(
     if !validation.is_valid() {
         return Ok(Prepared::Done(YearOutcome::Invalid { report: validation }));
     }
-    let content_hash = content_hash(company, &parts);
+    let content_hash = content_hash(plugin, company, &parts);
     if !force {
         if let Some(ack) = acknowledged.filter(|a| a.content_hash == content_hash) {
             // Same content under a new token (e.g. a row touched and reverted): remember the token only.
@@ -372,9 +376,11 @@ fn add_part(
     Ok(())
 }
 
-/// A hash of what the snapshot says, independent of change token and agent.
-fn content_hash(company: &Company, parts: &[PartInfo]) -> String {
-    let mut text = serde_json::to_string(company).unwrap_or_default();
+/// A hash of what the snapshot says and which plugin version said it, independent
+/// of change token and agent: a plugin upgrade sends every company/year once more.
+fn content_hash(plugin: &PluginRef, company: &Company, parts: &[PartInfo]) -> String {
+    let mut text = format!("{}@{}|", plugin.id, plugin.version);
+    text.push_str(&serde_json::to_string(company).unwrap_or_default());
     for part in parts {
         text.push_str(&format!("|{}:{}:{}", part.entity, part.records, part.sha256));
     }
@@ -391,6 +397,7 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, Hub
     let status = ctx.hub.upload(entry)?;
     let key = entry.key();
     let ack = Acknowledged {
+        plugin: format!("{}@{}", entry.manifest.plugin.id, entry.manifest.plugin.version),
         change_token: entry.manifest.change_token.clone(),
         content_hash: entry.meta.content_hash.clone(),
         snapshot_id: status.snapshot_id.clone(),
@@ -418,7 +425,10 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
     for entry in pending.into_iter().filter(|e| e.meta.tenant == tenant) {
         let key = entry.key();
         match deliver(ctx, &entry) {
-            Ok(outcome) => report.years.push((key, outcome)),
+            Ok(outcome) => {
+                log_outcome(&key, &outcome);
+                report.years.push((key, outcome));
+            }
             Err(e) if e.is_transient() => return Err(e.to_string()),
             Err(e) => report.years.push((key, YearOutcome::Failed { error: e.to_string() })),
         }

@@ -141,6 +141,17 @@ pub enum SourceError {
         /// The plugin's error.
         error: PluginError,
     },
+    /// The plugin's worker process died or was killed by its supervisor.
+    #[error("plugin `{plugin}` {reason} (during {operation}). Resolution: the job fails and is retried by the \
+             source's retry policy; if it keeps happening, report it to the plugin's vendor with the host log")]
+    Crashed {
+        /// The plugin's id.
+        plugin: String,
+        /// What the host asked.
+        operation: String,
+        /// "crashed: signal 11 (SIGSEGV)", "killed: it made no progress for 300 s", …
+        reason: String,
+    },
     /// The plugin sent bytes that are not canonical records.
     #[error("plugin `{plugin}` sent malformed data in {operation}: {detail}. Resolution: report this to the plugin's vendor.")]
     Malformed {
@@ -159,6 +170,7 @@ impl SourceError {
         match self {
             SourceError::Plugin { error, .. } => error.kind,
             SourceError::Malformed { .. } => ErrorKind::DATA,
+            SourceError::Crashed { .. } => ErrorKind::INTERNAL,
         }
     }
 }

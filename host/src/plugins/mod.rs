@@ -19,7 +19,7 @@ pub use error::{LoadError, LoadErrorView, SourceError};
 pub use exit_status::describe as describe_exit_status;
 pub use load::LoadedPlugin;
 pub use probe::{probe, run_probe_child, ProbeOutcome, PROBE_SUBCOMMAND};
-pub use source::{BatchIter, PluginSource};
+pub use source::{BatchBytes, BatchIter, Extractor, PluginSource, RawBatches};
 pub use version::{check_api_version, HOST_API_VERSION};
 
 use ledgerlink_plugin_api::sdk::Manifest;

@@ -43,6 +43,8 @@ impl std::fmt::Display for SnapshotKey {
 /// What the hub acknowledged last for a [`SnapshotKey`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledged {
+    /// The plugin (`id@version`) that extracted it: a new plugin version extracts again.
+    pub plugin: String,
     /// The plugin's change token at extraction.
     pub change_token: Option<String>,
     /// Hash of the snapshot's content (its parts), independent of the token.
@@ -75,6 +77,7 @@ CREATE TABLE IF NOT EXISTS agent (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS acknowledged (
   tenant TEXT NOT NULL, source TEXT NOT NULL, company TEXT NOT NULL, fiscal_year INTEGER NOT NULL,
   change_token TEXT, content_hash TEXT NOT NULL, snapshot_id TEXT NOT NULL, acknowledged_at TEXT NOT NULL,
+  plugin TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (tenant, source, company, fiscal_year));
 CREATE TABLE IF NOT EXISTS entity_counts (
   tenant TEXT NOT NULL, source TEXT NOT NULL, company TEXT NOT NULL, fiscal_year INTEGER NOT NULL,
@@ -82,6 +85,10 @@ CREATE TABLE IF NOT EXISTS entity_counts (
   PRIMARY KEY (tenant, source, company, fiscal_year, entity));
 CREATE TABLE IF NOT EXISTS runs (
   source TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT);
+CREATE TABLE IF NOT EXISTS control_executed (
+  command_id TEXT PRIMARY KEY, executed_at TEXT NOT NULL, ack TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS control_outbox (
+  id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, message TEXT NOT NULL);
 ";
 
 impl StateStore {
@@ -124,7 +131,7 @@ impl StateStore {
     pub fn acknowledged(&self, key: &SnapshotKey) -> Result<Option<Acknowledged>, StateError> {
         self.db
             .query_row(
-                "SELECT change_token, content_hash, snapshot_id, acknowledged_at FROM acknowledged
+                "SELECT change_token, content_hash, snapshot_id, acknowledged_at, plugin FROM acknowledged
                  WHERE tenant = ?1 AND source = ?2 AND company = ?3 AND fiscal_year = ?4",
                 params![key.tenant, key.source, key.company, key.fiscal_year],
                 |r| {
@@ -133,6 +140,7 @@ impl StateStore {
                         content_hash: r.get(1)?,
                         snapshot_id: r.get(2)?,
                         acknowledged_at: r.get(3)?,
+                        plugin: r.get(4)?,
                     })
                 },
             )
@@ -145,8 +153,8 @@ impl StateStore {
         self.db
             .execute(
                 "INSERT OR REPLACE INTO acknowledged
-                 (tenant, source, company, fiscal_year, change_token, content_hash, snapshot_id, acknowledged_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 (tenant, source, company, fiscal_year, change_token, content_hash, snapshot_id, acknowledged_at, plugin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     key.tenant,
                     key.source,
@@ -155,7 +163,8 @@ impl StateStore {
                     ack.change_token,
                     ack.content_hash,
                     ack.snapshot_id,
-                    ack.acknowledged_at
+                    ack.acknowledged_at,
+                    ack.plugin
                 ],
             )
             .map(|_| ())
@@ -236,6 +245,81 @@ impl StateStore {
     }
 }
 
+impl StateStore {
+    /// A value of the agent's key-value table (control-plane state, JSON).
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StateError> {
+        self.db
+            .query_row("SELECT value FROM agent WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Stores a value in the agent's key-value table.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StateError> {
+        self.db
+            .execute("INSERT OR REPLACE INTO agent (key, value) VALUES (?1, ?2)", params![key, value])
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The stored acknowledgement (JSON) of a remote command already executed, if it was.
+    pub fn executed_command(&self, command_id: &str) -> Result<Option<String>, StateError> {
+        self.db
+            .query_row("SELECT ack FROM control_executed WHERE command_id = ?1", params![command_id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Remembers that a remote command was executed, with its acknowledgement (JSON).
+    /// Returns false when the id was already recorded (it must not run twice).
+    pub fn record_executed_command(&self, command_id: &str, at: &str, ack: &str) -> Result<bool, StateError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO control_executed (command_id, executed_at, ack) VALUES (?1, ?2, ?3)",
+                params![command_id, at, ack],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Replaces the acknowledgement (JSON) of an executed remote command.
+    pub fn update_executed_command(&self, command_id: &str, ack: &str) -> Result<(), StateError> {
+        self.db
+            .execute("UPDATE control_executed SET ack = ?2 WHERE command_id = ?1", params![command_id, ack])
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Queues a message (JSON) for the hub's control channel of `tenant`.
+    pub fn push_outbox(&self, tenant: &str, message: &str) -> Result<(), StateError> {
+        self.db
+            .execute("INSERT INTO control_outbox (tenant, message) VALUES (?1, ?2)", params![tenant, message])
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The queued control messages of `tenant`, oldest first, with their ids.
+    pub fn outbox(&self, tenant: &str) -> Result<Vec<(i64, String)>, StateError> {
+        let mut statement = self
+            .db
+            .prepare("SELECT id, message FROM control_outbox WHERE tenant = ?1 ORDER BY id LIMIT 100")
+            .map_err(|e| self.fail(e))?;
+        let rows =
+            statement.query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// Removes a sent control message.
+    pub fn remove_outbox(&self, id: i64) -> Result<(), StateError> {
+        self.db
+            .execute("DELETE FROM control_outbox WHERE id = ?1", params![id])
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+}
+
 /// `bytes` random bytes from the OS, as lower-case hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -255,6 +339,7 @@ mod tests {
     fn acknowledgements_survive_reopening_and_are_per_year() {
         let dir = tempfile::tempdir().unwrap();
         let ack = Acknowledged {
+            plugin: "hello-erp@0.3.0".into(),
             change_token: Some("v1|lines=3".into()),
             content_hash: "abc".into(),
             snapshot_id: "s1".into(),

@@ -7,9 +7,14 @@
 //! visible is one method (one transaction), and blobs are addressed by key only.
 //! Both traits are synchronous; the server calls them on blocking threads.
 
+mod control;
 mod files;
 mod sqlite;
 
+pub use control::{
+    AgentRow, AuditEntry, CommandRow, CompanyRow, ControlStore, Role, SupportPrincipal, SupportTokenMatch,
+    SupportTokenRow, SyncRow, Toggle,
+};
 pub use files::FsBlobStore;
 pub use sqlite::SqliteStore;
 

@@ -9,7 +9,9 @@ use ledgerlink_plugin_api::canonical::Decimal;
 use ledgerlink_plugin_api::sdk::Batches;
 use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
 use odbc_api::buffers::TextRowSet;
-use odbc_api::{BlockCursor, Connection, ConnectionOptions, Cursor, OwnedCursor, ResultSetMetadata};
+use odbc_api::{
+    ConcurrentBlockCursor, Connection, ConnectionOptions, Cursor, OwnedCursor, ResultSetMetadata,
+};
 
 /// The shortest buffer of a column, in bytes: enough for any number.
 const MIN_TEXT_BYTES: usize = 48;
@@ -219,13 +221,17 @@ impl Database {
             Err(e) => return Err(fail(&e.error)),
         };
         let buffer = sized_buffer(&settings, &mut cursor).map_err(|e| fail(&e))?;
+        // Two buffers: the driver fills one on a fetch thread while the rows of the
+        // other are converted, so the database and the conversion work at once.
+        let spare = sized_buffer(&settings, &mut cursor).map_err(|e| fail(&e))?;
         let block = cursor.bind_buffer(buffer).map_err(|e| fail(&e))?;
-        Ok(Box::new(RowStream { block, map, wrap, cancel, place, password, done: false }))
+        let fetching = ConcurrentBlockCursor::from_block_cursor(block);
+        Ok(Box::new(RowStream { fetching, spare, map, wrap, cancel, place, password, done: false }))
     }
 }
 
-/// A fetch buffer for the cursor's columns: at most `fetch_rows` rows and
-/// `fetch_buffer_bytes` bytes, whichever is smaller.
+/// A fetch buffer for the cursor's columns: at most `fetch_rows` rows and half of
+/// `fetch_buffer_bytes` bytes (streams use two), whichever is smaller.
 fn sized_buffer(
     settings: &ConnectionSettings,
     cursor: &mut impl ResultSetMetadata,
@@ -236,13 +242,14 @@ fn sized_buffer(
     let lengths: Vec<usize> = (0..probe.num_cols()).map(|i| probe.max_len(i).max(MIN_TEXT_BYTES)).collect();
     // Each value needs its bytes, a terminating zero and an 8-byte length indicator.
     let row_bytes: usize = lengths.iter().map(|l| l + 1 + 8).sum::<usize>().max(1);
-    let rows = (settings.fetch_buffer_bytes / row_bytes).clamp(1, settings.fetch_rows.max(1));
+    let rows = (settings.fetch_buffer_bytes / 2 / row_bytes).clamp(1, settings.fetch_rows.max(1));
     TextRowSet::from_max_str_lens(rows, lengths)
 }
 
 /// The iterator behind [`Database::stream`].
 struct RowStream<T, F> {
-    block: BlockCursor<OwnedCursor<Connection<'static>>, TextRowSet>,
+    fetching: ConcurrentBlockCursor<OwnedCursor<Connection<'static>>, TextRowSet>,
+    spare: TextRowSet,
     map: F,
     wrap: fn(Vec<T>) -> RecordBatch,
     cancel: CancelFlag,
@@ -265,9 +272,12 @@ where
             self.done = true;
             return Some(Err(PluginError::new(ErrorKind::CANCELLED, "extraction cancelled by the host", "")));
         }
-        let result = match self.block.fetch_with_truncation_check(true) {
-            Ok(Some(rows)) => (0..rows.num_rows()).map(|index| (self.map)(&Row { rows, index })).collect(),
-            Ok(None) => {
+        let result = match self.fetching.fetch_into(&mut self.spare) {
+            Ok(true) => {
+                let rows = &self.spare;
+                (0..rows.num_rows()).map(|index| (self.map)(&Row { rows, index })).collect()
+            }
+            Ok(false) => {
                 self.done = true;
                 return None;
             }

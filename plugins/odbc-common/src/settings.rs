@@ -70,7 +70,7 @@ pub struct ConnectionSettings {
     /// Rows fetched per round trip (at most; `fetch_buffer_bytes` may lower it).
     #[serde(default = "default_fetch_rows")]
     pub fetch_rows: usize,
-    /// Upper bound of the fetch buffer in bytes.
+    /// Upper bound of the two fetch buffers together, in bytes.
     #[serde(default = "default_fetch_buffer_bytes")]
     pub fetch_buffer_bytes: usize,
 }

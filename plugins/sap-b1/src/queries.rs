@@ -34,20 +34,15 @@ fn dimension_id(code: i64) -> String {
 
 /// Aggregates that change whenever a journal entry of the year or the master data changes.
 pub fn change_token(year: i32) -> String {
-    let lines =
-        format!("JDT1 l JOIN OJDT h ON h.TransId = l.TransId WHERE {}", year_range("h.RefDate", year));
-    let headers = format!("OJDT h WHERE {}", year_range("h.RefDate", year));
+    // One pass over the year's lines with their headers, and the small master tables.
+    let range = year_range("h.RefDate", year);
     format!(
-        "SELECT
-           (SELECT COUNT(*) FROM {lines}),
-           (SELECT SUM(l.Debit) FROM {lines}),
-           (SELECT SUM(l.Credit) FROM {lines}),
-           (SELECT SUM((l.Debit - l.Credit) * (l.Line_ID % 97 + 1) + l.TransId) FROM {lines}),
-           (SELECT COUNT(*) FROM {headers}),
-           (SELECT MAX(h.UpdateDate) FROM {headers}),
-           (SELECT COUNT(*) FROM OACT),
-           (SELECT MAX(UpdateDate) FROM OACT),
-           (SELECT MAX(UpdateTS) FROM OCRD WHERE UpdateDate = (SELECT MAX(UpdateDate) FROM OCRD))"
+        "SELECT COUNT(*), SUM(l.Debit), SUM(l.Credit), SUM((l.Debit - l.Credit) * (l.Line_ID % 97 + 1) + l.TransId),
+                COUNT(DISTINCT l.TransId), MAX(h.UpdateDate),
+                (SELECT COUNT(*) FROM OACT),
+                (SELECT MAX(UpdateDate) FROM OACT),
+                (SELECT MAX(UpdateTS) FROM OCRD WHERE UpdateDate = (SELECT MAX(UpdateDate) FROM OCRD))
+         FROM JDT1 l JOIN OJDT h ON h.TransId = l.TransId WHERE {range}"
     )
 }
 

@@ -68,6 +68,13 @@ impl Agent {
         Agent { dir, config }
     }
 
+    /// Adds a `[spool]` section to the configuration.
+    pub fn set_spool(&self, directory: &Path, max_bytes: u64) {
+        let mut text = std::fs::read_to_string(&self.config).expect("config");
+        text.push_str(&format!("\n[spool]\ndirectory = {directory:?}\nmax_bytes = {max_bytes}\n"));
+        std::fs::write(&self.config, text).expect("config");
+    }
+
     /// The installation's directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()

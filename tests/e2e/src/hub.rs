@@ -14,14 +14,33 @@ pub struct Hub {
     pub url: String,
     /// Where the hub's log goes.
     pub log: PathBuf,
+    extra: Vec<String>,
+    root_pem: Option<Vec<u8>>,
 }
 
 impl Hub {
     /// Starts a hub on a free port.
     pub fn start() -> Hub {
+        Self::start_with(&[])
+    }
+
+    /// Starts a hub serving HTTPS with this certificate and key (PEM files).
+    pub fn start_tls(cert: &Path, key: &Path) -> Hub {
+        let mut hub = Self::start_with(&[
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+        ]);
+        hub.root_pem = Some(std::fs::read(cert).expect("certificate"));
+        hub
+    }
+
+    fn start_with(extra: &[String]) -> Hub {
         let data = tempfile::tempdir().expect("hub data dir");
         let log = data.path().join("hub.log");
-        let mut hub = Hub { child: None, data, url: String::new(), log };
+        let mut hub =
+            Hub { child: None, data, url: String::new(), log, extra: extra.to_vec(), root_pem: None };
         hub.spawn("127.0.0.1:0");
         hub
     }
@@ -32,6 +51,7 @@ impl Hub {
             .args(["serve", "--data"])
             .arg(self.data.path().join("hub"))
             .args(["--listen", listen])
+            .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -66,7 +86,7 @@ impl Hub {
     /// Starts the hub again on the same address and data.
     pub fn restart(&mut self) {
         self.stop();
-        let address = self.url.trim_start_matches("http://").to_owned();
+        let address = self.url.trim_start_matches("http://").trim_start_matches("https://").to_owned();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.spawn(&address)));
@@ -94,7 +114,13 @@ impl Hub {
 
     /// `GET path` with the tenant key; returns status and JSON body.
     pub fn get(&self, key: &str, path: &str) -> (u16, Value) {
-        let response = reqwest::blocking::Client::new()
+        let mut client = reqwest::blocking::Client::builder();
+        if let Some(pem) = &self.root_pem {
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("PEM"));
+        }
+        let response = client
+            .build()
+            .expect("client")
             .get(format!("{}{path}", self.url))
             .bearer_auth(key)
             .send()

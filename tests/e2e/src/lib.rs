@@ -6,7 +6,9 @@
 //! project's test command does both.
 
 pub mod agent;
+pub mod emulator;
 pub mod hub;
+pub mod service;
 
 use ledgerlink_fixtures::{Backend, Erp, Fixture, PgConfig};
 use serde_json::{json, Value};
@@ -112,4 +114,26 @@ pub fn plugins_check(plugin: &Path, settings: &Value) -> (Output, Value) {
         )
     });
     (output, json)
+}
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// Validates an XML file against the SAF-T Financial 1.30 schema kept in `hub/saf-t/`
+/// with `xmllint` (from libxml2-utils, installed by `scripts/setup`); the output on failure.
+pub fn xmllint_saf_t_130(file: &Path) -> Result<(), String> {
+    let schema = repo_root().join("hub/saf-t/Norwegian_SAF-T_Financial_Schema_v_1.30.xsd");
+    let output = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&schema)
+        .arg(file)
+        .output()
+        .expect("xmllint runs (scripts/setup installs libxml2-utils)");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }

@@ -267,3 +267,115 @@ fn a_bad_configuration_is_exit_3_naming_file_and_line() {
     let message = text(&output);
     assert!(message.contains("ledgerlink.toml:6:1") && message.contains("timeout_sec"), "{message}");
 }
+
+/// A tmpfs of `kib` KiB mounted for the test's lifetime (the tests run as root).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: std::path::PathBuf, kib: u32) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a small tmpfs failed: the disk-full test needs root (CI runs as root)"
+        );
+        SmallDisk(path)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_sync_cleanly_and_a_later_run_delivers() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let source = SourceConfig {
+        id: "synthetic".into(),
+        plugin: "synthetic".into(),
+        settings: json!({"voucher_lines": 40000}),
+        years: vec![2025],
+        extra: String::new(),
+    };
+    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let disk = SmallDisk::mount(agent.dir().join("small-disk"), 64);
+    agent.set_spool(&disk.0, 1 << 30);
+    let full = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&full), 4, "{}", text(&full));
+    assert!(
+        text(&full).contains("No space left on device") && text(&full).contains("free disk space"),
+        "{}",
+        text(&full)
+    );
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 0);
+    let torn = std::fs::read_dir(disk.0.join("tmp")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(torn, 0, "the half-written snapshot was removed");
+
+    drop(disk); // unmount: the spool directory is on the real disk again
+    let later = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&later), 0, "{}", text(&later));
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1);
+}
+
+#[test]
+fn a_full_spool_makes_extraction_wait_and_says_why() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    agent.set_spool(&agent.dir().join("spool"), 2_000);
+    hub.stop();
+    let output = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&output), 6, "{}", text(&output));
+    assert!(text(&output).contains("the spool is full"), "{}", text(&output));
+    let spooled = std::fs::read_dir(agent.dir().join("spool/ready")).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        (1..4).contains(&spooled),
+        "some snapshots wait in the spool, the rest was not extracted: {spooled}"
+    );
+
+    hub.restart();
+    let first = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&first), 0, "{}", text(&first));
+    if hub.snapshot_count(&key, "hello", "2", 2025) == 0 {
+        // Room freed by the uploads is used by the next run.
+        assert_eq!(exit_code(&agent.sync("hello", &[])), 0);
+    }
+    for company in ["1", "2"] {
+        for year in [2024, 2025] {
+            assert_eq!(hub.snapshot_count(&key, "hello", company, year), 1, "{company}/{year}");
+        }
+    }
+}
+
+#[test]
+fn the_agent_uploads_over_https_trusting_a_private_ca_and_refuses_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("hub.pem"), dir.path().join("hub.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let hub = Hub::start_tls(&cert_path, &key_path);
+    assert!(hub.url.starts_with("https://"), "{}", hub.url);
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+
+    let untrusted = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert_eq!(exit_code(&untrusted), 6, "{}", text(&untrusted));
+    assert!(text(&untrusted).contains("certificate"), "{}", text(&untrusted));
+
+    let config = std::fs::read_to_string(&agent.config).unwrap();
+    let config =
+        config.replace("timeout_secs = 10\n", &format!("timeout_secs = 10\nca_file = {:?}\n", cert_path));
+    std::fs::write(&agent.config, config).unwrap();
+    let trusted = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&trusted), 0, "{}", text(&trusted));
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
+}

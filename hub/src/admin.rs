@@ -1,0 +1,327 @@
+//! The admin API (`/v1/admin/...`): what support sees and does, authenticated by
+//! support tokens (roles `viewer` and `support`). Every change is audit-logged.
+
+use crate::error::{ApiError, ApiResult};
+use crate::server::AppState;
+use crate::storage::{
+    AgentRow, AuditEntry, CommandRow, CompanyRow, Role, SupportPrincipal, SyncRow, Tenant, Toggle,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use ledgerlink_protocol::control::{Command, CommandKind, DesiredState, Disabled, HubMessage};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Default lifetime of a queued command, in seconds (one day).
+pub const DEFAULT_COMMAND_EXPIRY_SECS: u64 = 24 * 3600;
+
+/// Longest lifetime of a queued command, in seconds (30 days).
+pub const MAX_COMMAND_EXPIRY_SECS: u64 = 30 * 24 * 3600;
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn blocking<T, F>(f: F) -> ApiResult<T>
+where
+    F: FnOnce() -> ApiResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+}
+
+fn require_support_role(principal: &SupportPrincipal) -> ApiResult<()> {
+    if principal.role == Role::Support {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "support token `{}` has the role viewer, which can look but not change anything; \
+             Resolution: ask for a token with the role support",
+            principal.name
+        ),
+    ))
+}
+
+/// One agent with everything the console shows about it.
+#[derive(Debug, Serialize)]
+pub struct AgentDetail {
+    /// Registry row (`online` is the live connection state).
+    #[serde(flatten)]
+    pub agent: AgentRow,
+    /// What the hub wants the agent to do.
+    pub desired: DesiredState,
+    /// Companies the agent's sources reported, with their selection.
+    pub companies: Vec<CompanyRow>,
+    /// Latest outcome per company and year.
+    pub syncs: Vec<SyncRow>,
+    /// The latest commands, newest first.
+    pub commands: Vec<CommandRow>,
+}
+
+fn detail(state: &AppState, tenant: &Tenant, mut agent: AgentRow) -> ApiResult<AgentDetail> {
+    let store = &state.control_store;
+    let live = state.control.online(tenant.id, &agent.agent_id);
+    agent.online = live.is_some();
+    if let Some(transport) = live {
+        agent.transport = Some(transport.as_str().to_owned());
+    }
+    Ok(AgentDetail {
+        desired: store.desired_state(tenant, &agent.agent_id)?,
+        companies: store.companies(tenant, &agent.agent_id)?,
+        syncs: store.syncs(tenant, &agent.agent_id)?,
+        commands: store.recent_commands(tenant, &agent.agent_id, 20)?,
+        agent,
+    })
+}
+
+fn find_agent(state: &AppState, tenant_name: &str, agent_id: &str) -> ApiResult<(Tenant, AgentRow)> {
+    let not_found = || {
+        ApiError::not_found(
+            "agent_not_found",
+            format!("tenant `{tenant_name}` has no agent `{agent_id}`; `ledgerlink-hub admin agents list` shows them"),
+        )
+    };
+    let tenant = state.control_store.tenant_by_name(tenant_name)?.ok_or_else(not_found)?;
+    let agent = state
+        .control_store
+        .control_agents(Some(&tenant))?
+        .into_iter()
+        .find(|a| a.agent_id == agent_id)
+        .ok_or_else(not_found)?;
+    Ok((tenant, agent))
+}
+
+/// `GET /v1/admin/whoami`: the caller's token name and role.
+pub async fn whoami(Extension(principal): Extension<SupportPrincipal>) -> Json<SupportPrincipal> {
+    Json(principal)
+}
+
+/// The body of `GET /v1/admin/agents`.
+#[derive(Debug, Serialize)]
+pub struct AgentDetails {
+    /// Every agent of every tenant.
+    pub agents: Vec<AgentDetail>,
+    /// The hub's time (RFC 3339), for "last seen … ago".
+    pub now: String,
+}
+
+/// `GET /v1/admin/agents`: every agent of every tenant, with details.
+pub async fn agents(State(state): State<AppState>) -> ApiResult<Json<AgentDetails>> {
+    blocking(move || {
+        state.control_store.expire_commands(&now())?;
+        let mut out = Vec::new();
+        for agent in state.control_store.control_agents(None)? {
+            let tenant = state
+                .control_store
+                .tenant_by_name(&agent.tenant)?
+                .ok_or_else(|| ApiError::internal("agent of an unknown tenant"))?;
+            out.push(detail(&state, &tenant, agent)?);
+        }
+        Ok(Json(AgentDetails { agents: out, now: now() }))
+    })
+    .await
+}
+
+/// `GET /v1/admin/agents/{tenant}/{agent_id}`: one agent.
+pub async fn agent(
+    State(state): State<AppState>,
+    Path((tenant, agent_id)): Path<(String, String)>,
+) -> ApiResult<Json<AgentDetail>> {
+    blocking(move || {
+        state.control_store.expire_commands(&now())?;
+        let (tenant, agent) = find_agent(&state, &tenant, &agent_id)?;
+        Ok(Json(detail(&state, &tenant, agent)?))
+    })
+    .await
+}
+
+/// The body of `POST …/commands`.
+#[derive(Debug, Deserialize)]
+pub struct CommandRequest {
+    /// The command (`type` and its arguments).
+    #[serde(flatten)]
+    pub kind: CommandKind,
+    /// Why (shown to whoever looks at the agent later).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Seconds the command waits for an offline agent before it expires.
+    #[serde(default)]
+    pub expires_secs: Option<u64>,
+}
+
+fn command_id() -> ApiResult<String> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
+    Ok(format!("cmd-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// `POST /v1/admin/agents/{tenant}/{agent_id}/commands`: queues a command and sends it
+/// at once when the agent is connected. Toggles also change the desired state.
+pub async fn create_command(
+    State(state): State<AppState>,
+    Extension(principal): Extension<SupportPrincipal>,
+    Path((tenant, agent_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<CommandRow>)> {
+    require_support_role(&principal)?;
+    let request: CommandRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!(
+                "not a command: {e}. Commands: sync, plugin.disable, plugin.enable, source.disable, \
+                 source.enable, config.reload, status, diagnostics"
+            ),
+        )
+    })?;
+    let expires_secs = request.expires_secs.unwrap_or(DEFAULT_COMMAND_EXPIRY_SECS);
+    if expires_secs == 0 || expires_secs > MAX_COMMAND_EXPIRY_SECS {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            format!("expires_secs must be 1 to {MAX_COMMAND_EXPIRY_SECS}"),
+        ));
+    }
+    blocking(move || {
+        let (tenant, agent) = find_agent(&state, &tenant, &agent_id)?;
+        let at = chrono::Utc::now();
+        let issued_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let expires_at = (at + chrono::Duration::seconds(expires_secs as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let command = Command {
+            id: command_id()?,
+            kind: request.kind,
+            issued_by: principal.name.clone(),
+            issued_at: issued_at.clone(),
+            reason: request.reason.filter(|r| !r.trim().is_empty()),
+        };
+        let store = &state.control_store;
+        let disabled =
+            Disabled { by: principal.name.clone(), at: issued_at.clone(), reason: command.reason.clone() };
+        let toggle = match &command.kind {
+            CommandKind::PluginDisable { plugin, .. } => Some((Toggle::Plugin, plugin, Some(&disabled))),
+            CommandKind::PluginEnable { plugin } => Some((Toggle::Plugin, plugin, None)),
+            CommandKind::SourceDisable { source, .. } => Some((Toggle::Source, source, Some(&disabled))),
+            CommandKind::SourceEnable { source } => Some((Toggle::Source, source, None)),
+            _ => None,
+        };
+        if let Some((toggle, target, disabled)) = &toggle {
+            store.set_disabled(&tenant, &agent.agent_id, *toggle, target, *disabled)?;
+        }
+        store.insert_command(&tenant, &agent.agent_id, &command, &expires_at)?;
+        store.audit(&AuditEntry {
+            at: issued_at,
+            actor: principal.name.clone(),
+            role: principal.role.as_str().to_owned(),
+            action: format!("command.{}", command.kind.name()),
+            tenant: Some(tenant.name.clone()),
+            agent_id: Some(agent.agent_id.clone()),
+            details: serde_json::to_value(&command).map_err(ApiError::internal)?,
+        })?;
+        if toggle.is_some() {
+            let desired = store.desired_state(&tenant, &agent.agent_id)?;
+            state.control.send(&tenant, &agent.agent_id, HubMessage::DesiredState { state: desired });
+        }
+        state.control.send(&tenant, &agent.agent_id, HubMessage::Command { command: command.clone() });
+        tracing::info!(
+            tenant = %tenant.name, agent = %agent.agent_id, command = %command.id,
+            kind = command.kind.name(), by = %principal.name, "Command queued."
+        );
+        let row = store
+            .command(&tenant, &agent.agent_id, &command.id)?
+            .ok_or_else(|| ApiError::internal("a command just stored is missing"))?;
+        Ok((StatusCode::ACCEPTED, Json(row)))
+    })
+    .await
+}
+
+/// `GET /v1/admin/agents/{tenant}/{agent_id}/commands/{command_id}`: a command's state and result.
+pub async fn get_command(
+    State(state): State<AppState>,
+    Path((tenant, agent_id, command_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<CommandRow>> {
+    blocking(move || {
+        state.control_store.expire_commands(&now())?;
+        let (tenant, agent) = find_agent(&state, &tenant, &agent_id)?;
+        let row = state.control_store.command(&tenant, &agent.agent_id, &command_id)?.ok_or_else(|| {
+            ApiError::not_found(
+                "command_not_found",
+                format!("agent `{agent_id}` has no command `{command_id}`"),
+            )
+        })?;
+        Ok(Json(row))
+    })
+    .await
+}
+
+/// The body of `PUT …/sources/{source_id}/companies`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompanySelection {
+    /// The company ids to integrate; every other reported company is not synced.
+    pub companies: Vec<String>,
+    /// Why (for the audit log).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `PUT /v1/admin/agents/{tenant}/{agent_id}/sources/{source_id}/companies`: selects
+/// which reported companies of a source are integrated.
+pub async fn select_companies(
+    State(state): State<AppState>,
+    Extension(principal): Extension<SupportPrincipal>,
+    Path((tenant, agent_id, source_id)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<DesiredState>> {
+    require_support_role(&principal)?;
+    let selection: CompanySelection = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("expected {{\"companies\": [\"id\", …]}}: {e}"))
+    })?;
+    blocking(move || {
+        let (tenant, agent) = find_agent(&state, &tenant, &agent_id)?;
+        let store = &state.control_store;
+        let unknown = store.select_companies(&tenant, &agent.agent_id, &source_id, &selection.companies)?;
+        if !unknown.is_empty() {
+            return Err(ApiError::bad_request(
+                "unknown_company",
+                format!(
+                    "source `{source_id}` of agent `{agent_id}` has not reported these companies: {}; \
+                     Resolution: select from the companies the agent reported (admin agents show)",
+                    unknown.join(", ")
+                ),
+            )
+            .with_details(json!({ "unknown": unknown })));
+        }
+        store.audit(&AuditEntry {
+            at: now(),
+            actor: principal.name.clone(),
+            role: principal.role.as_str().to_owned(),
+            action: "companies.select".to_owned(),
+            tenant: Some(tenant.name.clone()),
+            agent_id: Some(agent.agent_id.clone()),
+            details: json!({ "source": source_id, "companies": selection.companies, "reason": selection.reason }),
+        })?;
+        let desired = store.desired_state(&tenant, &agent.agent_id)?;
+        state.control.send(&tenant, &agent.agent_id, HubMessage::DesiredState { state: desired.clone() });
+        tracing::info!(tenant = %tenant.name, agent = %agent.agent_id, source = %source_id, by = %principal.name, "Company selection changed.");
+        Ok(Json(desired))
+    })
+    .await
+}
+
+/// `GET /v1/admin/audit`: the latest audit entries, newest first (`?limit=`, default 100).
+pub async fn audit(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 10_000);
+    blocking(move || Ok(Json(json!({ "entries": state.control_store.audit_log(limit)? })))).await
+}
+
+/// `GET /console`: the support console (one HTML page; its script talks to the admin API).
+pub async fn console() -> axum::response::Html<&'static str> {
+    axum::response::Html(crate::console::PAGE)
+}

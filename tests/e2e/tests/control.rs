@@ -1,0 +1,501 @@
+//! Remote control end to end: real `ledgerlink run` services connected to a real
+//! `ledgerlink-hub` over each control transport, driven by the `ledgerlink-hub
+//! admin` CLI and the admin API with support tokens.
+
+use ledgerlink_e2e::agent::{Agent, SourceConfig};
+use ledgerlink_e2e::hub::Hub;
+use ledgerlink_e2e::{binary, erp_plugin, plugin_library, settings_for};
+use ledgerlink_fixtures::{Backend, Erp, Fixture, FixtureSpec};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A support token of `role`, created with the hub CLI.
+fn support_token(hub: &Hub, name: &str, role: &str) -> String {
+    let output = Command::new(binary("ledgerlink-hub"))
+        .args(["support-token", "create", name, "--role", role, "--data"])
+        .arg(hub.data_dir().join("hub"))
+        .output()
+        .expect("support-token create runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("lls_"))
+        .unwrap_or_else(|| panic!("no support token in: {}", text(&output)))
+        .to_owned()
+}
+
+/// `ledgerlink-hub admin ARGS --json` with a support token.
+fn admin(hub: &Hub, token: &str, args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(binary("ledgerlink-hub"))
+        .arg("admin")
+        .args(args)
+        .args(["--json", "--hub", &hub.url])
+        .env("LEDGERLINK_SUPPORT_TOKEN", token)
+        .output()
+        .expect("ledgerlink-hub admin runs");
+    let value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output.status.success(), value, text(&output))
+}
+
+/// A control section with short intervals, so reconnects and polls are quick.
+fn control_section(transport: &str) -> String {
+    format!(
+        "\n[control]\ntransport = {transport:?}\nheartbeat_secs = 1\nreconnect_min_secs = 1\nreconnect_max_secs = 2\npoll_wait_secs = 2\n"
+    )
+}
+
+fn hello_source(schedule: &str) -> SourceConfig {
+    SourceConfig {
+        id: "hello".into(),
+        plugin: "hello-erp".into(),
+        settings: json!({}),
+        years: vec![2024, 2025],
+        extra: format!("  schedule = {schedule}"),
+    }
+}
+
+const NIGHTLY: &str = "{ type = \"nightly\", window_start = \"03:00\", window_end = \"03:01\" }";
+
+fn hello_agent(hub: &Hub, key: &str, transport: &str, schedule: &str) -> Agent {
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, key, &[hello_source(schedule)]);
+    append_control(&agent, transport);
+    agent
+}
+
+fn append_control(agent: &Agent, transport: &str) {
+    let mut config = std::fs::read_to_string(&agent.config).unwrap();
+    config.push_str(&control_section(transport));
+    std::fs::write(&agent.config, config).unwrap();
+}
+
+/// A running `ledgerlink run` with its log file.
+struct Service {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Service {
+    fn start(agent: &Agent, name: &str) -> Service {
+        let log = agent.dir().join(format!("{name}.log"));
+        let child = agent
+            .command(&["run", "--drain-secs", "5"])
+            .env("LEDGERLINK_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("ledgerlink run starts");
+        Service { child: Some(child), log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn agent_id(agent: &Agent) -> String {
+    let output = agent.command(&["status", "--json"]).output().unwrap();
+    let status: Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
+    status["agent_id"].as_str().expect("agent id").to_owned()
+}
+
+/// The agent as the hub's admin API shows it.
+fn hub_agent(hub: &Hub, token: &str, tenant: &str, id: &str) -> Value {
+    let (_, value, _) = admin(hub, token, &["agents", "show", tenant, id]);
+    value
+}
+
+fn wait_online(hub: &Hub, token: &str, tenant: &str, id: &str, transport: &str) {
+    wait_for(&format!("agent {id} online over {transport}"), Duration::from_secs(20), || {
+        let agent = hub_agent(hub, token, tenant, id);
+        agent["online"] == true && agent["transport"] == transport && agent["status"]["agent_id"] == id
+    });
+}
+
+#[test]
+fn every_transport_carries_admin_commands_and_their_results() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let token = support_token(&hub, "alice", "support");
+    let transports = ["websocket", "sse", "long-poll"];
+    let agents: Vec<Agent> = transports.iter().map(|t| hello_agent(&hub, &key, t, NIGHTLY)).collect();
+    let _services: Vec<Service> = agents.iter().map(|a| Service::start(a, "run")).collect();
+    for (agent, transport) in agents.iter().zip(transports) {
+        let id = agent_id(agent);
+        wait_online(&hub, &token, "acme", &id, transport);
+        let (ok, row, out) = admin(
+            &hub,
+            &token,
+            &["sync", "acme", &id, "--source", "hello", "--year", "2025", "--wait", "30"],
+        );
+        assert!(ok, "{transport}: {out}");
+        assert_eq!(row["state"], "done", "{transport}: {row}");
+        assert_eq!(row["result"]["exit_code"], 0, "{transport}: {row}");
+        assert_eq!(row["result"]["years"][0]["outcome"], "uploaded", "{transport}: {row}");
+        let (ok, row, out) = admin(&hub, &token, &["diagnostics", "acme", &id, "--wait", "30"]);
+        assert!(ok, "{transport}: {out}");
+        let diagnostics = row["result"].to_string();
+        assert!(diagnostics.contains("hello-erp") && diagnostics.contains("recent_log"), "{diagnostics}");
+        assert!(!diagnostics.contains(&key[4..]), "{transport}: the tenant key leaked into diagnostics");
+        // The sync's outcome and the companies it saw are on the hub.
+        wait_for("the sync report on the hub", Duration::from_secs(10), || {
+            let agent = hub_agent(&hub, &token, "acme", &id);
+            agent["syncs"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["year"] == 2025 && s["outcome"] == "uploaded"))
+                && agent["companies"].as_array().is_some_and(|c| !c.is_empty())
+        });
+    }
+    // The manifest names its agent: one snapshot per agent.
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 3);
+}
+
+#[test]
+fn a_plugin_switched_off_remotely_stays_off_across_restarts_until_switched_on() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let token = support_token(&hub, "bob", "support");
+    let every_second = "{ type = \"cron\", expression = \"* * * * * *\" }";
+    let agent = hello_agent(&hub, &key, "auto", every_second);
+    let id = agent_id(&agent);
+    let mut service = Service::start(&agent, "first");
+    wait_online(&hub, &token, "acme", &id, "websocket");
+    wait_for("a scheduled job", Duration::from_secs(20), || service.log().contains("Job finished."));
+
+    let (ok, row, out) = admin(
+        &hub,
+        &token,
+        &["plugin", "disable", "acme", &id, "hello-erp", "--reason", "ERP upgrade", "--wait", "20"],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(row["result"]["enabled"], false, "{row}");
+    wait_for("two skipped runs", Duration::from_secs(20), || {
+        let log = service.log();
+        let after = &log[log.find("Plugin disabled remotely.").unwrap_or(log.len())..];
+        after.matches("Scheduled run skipped.").count() >= 2
+    });
+    let log = service.log();
+    let after = &log[log.find("Plugin disabled remotely.").unwrap()..];
+    // At most the job that was already running when the command came finishes.
+    assert!(after.matches("Job started.").count() <= 1, "{after}");
+    let status = String::from_utf8_lossy(&agent.command(&["status"]).output().unwrap().stdout).to_string();
+    assert!(
+        status.contains("plugin hello-erp: disabled remotely by bob at ") && status.contains(": ERP upgrade"),
+        "{status}"
+    );
+    // The hub sees the agent report it disabled.
+    wait_for("the hub to show the plugin off", Duration::from_secs(10), || {
+        hub_agent(&hub, &token, "acme", &id)["status"]["plugins"][0]["enabled"] == false
+    });
+
+    service.stop();
+    let mut service = Service::start(&agent, "second");
+    wait_for("two skipped runs after the restart", Duration::from_secs(20), || {
+        service.log().matches("Scheduled run skipped.").count() >= 2
+    });
+    assert!(!service.log().contains("Job started."), "{}", service.log());
+    let manual = agent.sync("hello", &[]);
+    assert_eq!(manual.status.code(), Some(3), "a manual sync is refused too: {}", text(&manual));
+    assert!(text(&manual).contains("disabled remotely by bob"), "{}", text(&manual));
+
+    wait_online(&hub, &token, "acme", &id, "websocket");
+    let (ok, row, out) = admin(&hub, &token, &["plugin", "enable", "acme", &id, "hello-erp", "--wait", "20"]);
+    assert!(ok && row["result"]["enabled"] == true, "{out}");
+    wait_for("a scheduled job after switching on", Duration::from_secs(20), || {
+        service.log().contains("Job finished.")
+    });
+    service.stop();
+}
+
+#[test]
+fn a_command_for_an_offline_agent_runs_exactly_once_after_it_reconnects() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let token = support_token(&hub, "carol", "support");
+    let agent = hello_agent(&hub, &key, "sse", NIGHTLY);
+    let id = agent_id(&agent);
+    let mut service = Service::start(&agent, "first");
+    wait_online(&hub, &token, "acme", &id, "sse");
+    service.stop();
+    wait_for("the hub to see the agent offline", Duration::from_secs(10), || {
+        hub_agent(&hub, &token, "acme", &id)["online"] == false
+    });
+
+    let (ok, row, out) =
+        admin(&hub, &token, &["sync", "acme", &id, "--source", "hello", "--expires-secs", "600"]);
+    assert!(ok, "{out}");
+    assert_eq!(row["state"], "queued", "{row}");
+    let command = row["command"]["id"].as_str().unwrap().to_owned();
+
+    let mut service = Service::start(&agent, "second");
+    wait_for("the queued command to be done", Duration::from_secs(30), || {
+        let (_, row, _) = admin(&hub, &token, &["command", "acme", &id, &command]);
+        row["state"] == "done"
+    });
+    service.stop();
+    let third = Service::start(&agent, "third");
+    wait_online(&hub, &token, "acme", &id, "sse");
+    let (ok, _, out) = admin(&hub, &token, &["status", "acme", &id, "--wait", "20"]);
+    assert!(ok, "{out}");
+    let runs = |log: &str| {
+        log.lines().filter(|l| l.contains("Command from the hub.") && l.contains(&command)).count()
+    };
+    assert_eq!(runs(&service.log()) + runs(&third.log()), 1, "executed exactly once");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
+}
+
+#[test]
+fn the_hub_restarts_agents_reconnect_and_no_one_crosses_a_tenant() {
+    let mut hub = Hub::start();
+    let acme_key = hub.create_tenant("acme");
+    let globex_key = hub.create_tenant("globex");
+    let support = support_token(&hub, "dave", "support");
+    let viewer = support_token(&hub, "erin", "viewer");
+    let acme = hello_agent(&hub, &acme_key, "websocket", NIGHTLY);
+    let globex = hello_agent(&hub, &globex_key, "long-poll", NIGHTLY);
+    let (acme_id, globex_id) = (agent_id(&acme), agent_id(&globex));
+    let _acme_service = Service::start(&acme, "run");
+    let globex_service = Service::start(&globex, "run");
+    wait_online(&hub, &support, "acme", &acme_id, "websocket");
+    wait_online(&hub, &support, "globex", &globex_id, "long-poll");
+
+    // A viewer sees but cannot change anything.
+    let (ok, _, out) = admin(&hub, &viewer, &["agents", "list"]);
+    assert!(ok, "{out}");
+    let (ok, _, out) = admin(&hub, &viewer, &["plugin", "disable", "acme", &acme_id, "hello-erp"]);
+    assert!(!ok && out.contains("403"), "{out}");
+    let http = reqwest::blocking::Client::new();
+    let post = |token: &str, tenant: &str, agent: &str| {
+        http.post(format!("{}/v1/admin/agents/{tenant}/{agent}/commands", hub.url))
+            .bearer_auth(token)
+            .json(&json!({ "type": "status" }))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post(&viewer, "acme", &acme_id), 403);
+    // A tenant key is not a support token, and a support token is not a tenant key.
+    assert_eq!(post(&acme_key, "acme", &acme_id), 401);
+    let status =
+        http.get(format!("{}/v1/admin/agents", hub.url)).bearer_auth(&acme_key).send().unwrap().status();
+    assert_eq!(status.as_u16(), 401);
+    assert_eq!(hub.get(&support, "/v1/companies").0, 401);
+    // An agent is addressed within its tenant only.
+    assert_eq!(post(&support, "acme", &globex_id), 404);
+    assert_eq!(post(&support, "globex", &acme_id), 404);
+    let (ok, _, out) = admin(&hub, &support, &["status", "acme", &acme_id, "--wait", "20"]);
+    assert!(ok, "{out}");
+    assert!(!globex_service.log().contains("Command from the hub."), "{}", globex_service.log());
+    // Another tenant's agent connecting with an id it does not own sees nothing of acme.
+    let poll: Value = http
+        .get(format!("{}/v1/control/poll?agent_id={acme_id}&wait_secs=1&resume=true", hub.url))
+        .bearer_auth(&globex_key)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(poll.as_array().unwrap().iter().all(|m| m["type"] != "command"), "{poll}");
+
+    // The hub restarts; both agents reconnect by themselves and take commands again.
+    hub.restart();
+    wait_online(&hub, &support, "acme", &acme_id, "websocket");
+    wait_online(&hub, &support, "globex", &globex_id, "long-poll");
+    for (tenant, id) in [("acme", &acme_id), ("globex", &globex_id)] {
+        let (ok, row, out) =
+            admin(&hub, &support, &["sync", tenant, id, "--source", "hello", "--wait", "30"]);
+        assert!(ok && row["state"] == "done", "{tenant}: {out}");
+    }
+    let (ok, audit, out) = admin(&hub, &support, &["audit"]);
+    assert!(ok, "{out}");
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"command.sync") && actions.iter().all(|a| !a.is_empty()), "{audit}");
+    assert!(
+        audit["entries"].as_array().unwrap().iter().all(|e| e["actor"] == "dave"),
+        "viewers changed nothing"
+    );
+}
+
+#[test]
+fn a_new_company_is_reported_and_synced_only_once_selected_on_the_hub() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let token = support_token(&hub, "frank", "support");
+    let mut spec = FixtureSpec::new(Erp::VismaBusiness, Backend::Sqlite);
+    spec.voucher_lines = 200;
+    spec.years = vec![2025];
+    let mut fixture = Fixture::create(spec).expect("fixture");
+    let source = SourceConfig {
+        id: "visma".into(),
+        plugin: Erp::VismaBusiness.slug().into(),
+        settings: settings_for(Erp::VismaBusiness, &fixture, ""),
+        years: vec![2025],
+        extra: format!("  schedule = {NIGHTLY}"),
+    };
+    let agent = Agent::new(&[erp_plugin(Erp::VismaBusiness)], &hub.url, &key, &[source]);
+    append_control(&agent, "websocket");
+    let id = agent_id(&agent);
+    let _service = Service::start(&agent, "run");
+    wait_online(&hub, &token, "acme", &id, "websocket");
+    let sync = |force: bool| {
+        let mut args = vec!["sync", "acme", id.as_str(), "--source", "visma", "--wait", "60"];
+        if force {
+            args.push("--force");
+        }
+        let (ok, row, out) = admin(&hub, &token, &args);
+        assert!(ok, "{out}");
+        let synced: Vec<String> = row["result"]["years"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|y| y["company"].as_str().unwrap().to_owned())
+            .collect();
+        synced
+    };
+    let original: Vec<String> = fixture.companies().iter().map(|c| c.id.clone()).collect();
+    assert_eq!(sync(false), original, "the first report integrates every company");
+    let selection = |company: &str| -> Option<bool> {
+        let agent = hub_agent(&hub, &token, "acme", &id);
+        agent["companies"]
+            .as_array()?
+            .iter()
+            .find(|c| c["company"]["id"] == company)
+            .map(|c| c["selected"] == true)
+    };
+    wait_for("the first selection", Duration::from_secs(10), || {
+        original.iter().all(|c| selection(c) == Some(true))
+    });
+
+    let added = fixture.add_company(100).expect("add company").id;
+    assert_eq!(sync(false), original, "a new company is not synced before it is selected");
+    wait_for("the new company listed as available", Duration::from_secs(10), || {
+        selection(&added) == Some(false)
+    });
+    assert_eq!(hub.snapshot_count(&key, "visma", &added, 2025), 0);
+
+    let mut all = original.clone();
+    all.push(added.clone());
+    let mut args = vec!["companies", "acme", id.as_str(), "visma"];
+    args.extend(all.iter().map(String::as_str));
+    let (ok, _, out) = admin(&hub, &token, &args);
+    assert!(ok, "{out}");
+    wait_for("the agent to get the selection", Duration::from_secs(10), || {
+        let output = agent.command(&["status", "--json"]).output().unwrap();
+        let status: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        status["tenants"][0]["sources"][0]["companies_selected_on_hub"]
+            .as_array()
+            .is_some_and(|c| c.len() == all.len())
+    });
+    assert!(sync(false).contains(&added), "selected: synced");
+    assert_eq!(hub.snapshot_count(&key, "visma", &added, 2025), 1);
+
+    let mut args = vec!["companies", "acme", id.as_str(), "visma"];
+    args.extend(original.iter().map(String::as_str));
+    let (ok, _, out) = admin(&hub, &token, &args);
+    assert!(ok, "{out}");
+    wait_for("the agent to get the narrower selection", Duration::from_secs(10), || {
+        let output = agent.command(&["status", "--json"]).output().unwrap();
+        let status: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        status["tenants"][0]["sources"][0]["companies_selected_on_hub"]
+            .as_array()
+            .is_some_and(|c| c.len() == original.len())
+    });
+    assert!(!sync(true).contains(&added), "deselected: no longer synced");
+    assert_eq!(selection(&added), Some(false));
+}
+
+/// Runs headless Chromium on `url` with `mode` (`--dump-dom` or `--screenshot=FILE`); returns stdout.
+fn chromium(url: &str, mode: &str) -> String {
+    let profile = tempfile::tempdir().expect("browser profile");
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
+            "--virtual-time-budget=6000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(mode)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium runs (scripts/setup installs Debian's chromium package)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_console_switches_a_plugin_off_in_a_real_browser() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let token = support_token(&hub, "grace", "support");
+    let agent = hello_agent(&hub, &key, "websocket", NIGHTLY);
+    let id = agent_id(&agent);
+    let _service = Service::start(&agent, "run");
+    wait_online(&hub, &token, "acme", &id, "websocket");
+    wait_for("the plugin in the agent's status", Duration::from_secs(10), || {
+        hub_agent(&hub, &token, "acme", &id)["status"]["plugins"][0]["enabled"] == true
+    });
+
+    let toggle = format!("toggle--acme--{id}--hello-erp");
+    let dom = chromium(&format!("{}/console#token={token}&click={toggle}", hub.url), "--dump-dom");
+    assert!(dom.contains(&toggle), "the console rendered the plugin toggle:\n{dom}");
+    wait_for("the agent to report the plugin disabled", Duration::from_secs(20), || {
+        let agent = hub_agent(&hub, &token, "acme", &id);
+        agent["status"]["plugins"][0]["enabled"] == false
+            && agent["commands"][0]["command"]["type"] == "plugin.disable"
+            && agent["commands"][0]["state"] == "done"
+    });
+    let status = String::from_utf8_lossy(&agent.command(&["status"]).output().unwrap().stdout).to_string();
+    assert!(status.contains("disabled remotely by grace"), "{status}");
+
+    let url = format!("{}/console#token={token}", hub.url);
+    let dom = chromium(&url, "--dump-dom");
+    assert!(dom.contains("disabled by grace"), "the console shows who switched it off:\n{dom}");
+    let artifacts = ledgerlink_e2e::target_dir().parent().expect("target dir").join("artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("console.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(&url, &format!("--screenshot={}", shot.display()));
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", shot.display());
+}
