@@ -223,11 +223,36 @@ impl Agent {
         if let Some(why) = desired.blocked(source) {
             return Err(JobError::RemotelyDisabled(why));
         }
+        // Every sync is a run of the source (manual ones too): `status` shows it and
+        // the schedule's catch-up counts from it.
+        let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let _ = state.run_started(&source.id, &now());
+        let result = self.sync_started(&state, &desired, tenant, source, request, cancel, quiet);
+        let outcome = match &result {
+            Ok(report) => report.exit(),
+            Err(e) => e.exit(),
+        };
+        let _ = state.run_finished(&source.id, &now(), &format!("{outcome:?}"));
+        result
+    }
+
+    /// The part of [`Agent::sync`] after the source was found and allowed to run.
+    #[allow(clippy::too_many_arguments)]
+    fn sync_started(
+        &self,
+        state: &StateStore,
+        desired: &crate::control::DesiredState,
+        tenant: &Tenant,
+        source: &Source,
+        request: &SyncRequest,
+        cancel: CancelFlag,
+        quiet: bool,
+    ) -> Result<SyncReport, JobError> {
         let spool = self.spool()?;
         let agent_id = state.agent_id().map_err(|e| JobError::Sync(SyncError::State(e)))?;
         let (opened, manifest) = self.open_source(source)?;
         let hub = self.hub_client(tenant, &manifest.erp_system)?;
-        let ctx = SyncContext { agent_id: &agent_id, state: &state, spool: &spool, hub: &hub, cancel, quiet };
+        let ctx = SyncContext { agent_id: &agent_id, state, spool: &spool, hub: &hub, cancel, quiet };
         let plugin_ref = PluginRef { id: manifest.id.clone(), version: manifest.version.clone() };
         let mut entities = manifest.entities.clone();
         entities.sort();
@@ -235,7 +260,7 @@ impl Agent {
         let mut spec = spec_of(tenant, source);
         spec.companies = crate::control::narrow(spec.companies, desired.company_selection(&source.id));
         let report = sync_source(&ctx, opened.as_ref(), &plugin_ref, &entities, &spec, request)?;
-        crate::control::record_sync(&state, tenant, source, &report);
+        crate::control::record_sync(state, tenant, source, &report);
         Ok(report)
     }
 }

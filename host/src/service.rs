@@ -285,11 +285,6 @@ async fn run_job(agent: &Arc<Agent>, source: &Source, stop: &mut watch::Receiver
     crate::control::board().started(&source.id, cancel.clone());
     let (agent, id, job_cancel) = (agent.clone(), source.id.clone(), cancel.clone());
     let job = tokio::task::spawn_blocking(move || {
-        let state = agent.state().ok();
-        let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        if let Some(state) = &state {
-            let _ = state.run_started(&id, &now());
-        }
         tracing::info!(source = %id, "Job started.");
         let exit = match agent.sync(&id, &SyncRequest::default(), job_cancel, true) {
             Ok(report) => report.exit(),
@@ -299,9 +294,6 @@ async fn run_job(agent: &Arc<Agent>, source: &Source, stop: &mut watch::Receiver
             }
         };
         tracing::info!(source = %id, outcome = ?exit, "Job finished.");
-        if let Some(state) = &state {
-            let _ = state.run_finished(&id, &now(), &format!("{exit:?}"));
-        }
         exit
     });
     tokio::pin!(job);

@@ -102,6 +102,7 @@ impl StateStore {
         let db = Connection::open(&path).map_err(fail)?;
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
             .and_then(|_| db.execute_batch(SCHEMA))
+            .and_then(|_| migrate(&db))
             .map_err(fail)?;
         Ok(Self { path, db })
     }
@@ -320,6 +321,16 @@ impl StateStore {
     }
 }
 
+/// Brings a state store written by an older host up to date (columns added later).
+fn migrate(db: &Connection) -> rusqlite::Result<()> {
+    let has_plugin =
+        db.prepare("SELECT 1 FROM pragma_table_info('acknowledged') WHERE name = 'plugin'")?.exists([])?;
+    if !has_plugin {
+        db.execute_batch("ALTER TABLE acknowledged ADD COLUMN plugin TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
+}
+
 /// `bytes` random bytes from the OS, as lower-case hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -355,6 +366,28 @@ mod tests {
         assert_eq!(store.acknowledged(&key(2024)).unwrap(), None);
         store.forget_source("t", "s").unwrap();
         assert_eq!(store.acknowledged(&key(2025)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_store_of_an_older_host_gains_the_plugin_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Connection::open(dir.path().join("state.sqlite")).unwrap();
+        old.execute_batch(
+            "CREATE TABLE acknowledged (tenant TEXT NOT NULL, source TEXT NOT NULL, company TEXT NOT NULL,
+               fiscal_year INTEGER NOT NULL, change_token TEXT, content_hash TEXT NOT NULL,
+               snapshot_id TEXT NOT NULL, acknowledged_at TEXT NOT NULL,
+               PRIMARY KEY (tenant, source, company, fiscal_year));
+             INSERT INTO acknowledged VALUES ('t', 's', '1', 2025, 'tok', 'h', 'id', 'at');",
+        )
+        .unwrap();
+        drop(old);
+        let store = StateStore::open(dir.path()).unwrap();
+        let ack = store.acknowledged(&key(2025)).unwrap().expect("kept");
+        assert_eq!(
+            (ack.plugin.as_str(), ack.snapshot_id.as_str()),
+            ("", "id"),
+            "unknown plugin: extracted again once"
+        );
     }
 
     #[test]
