@@ -9,6 +9,8 @@
 //! See `docs/decisions/0011-worker-processes.md`.
 
 mod child;
+#[cfg(windows)]
+mod job_object;
 pub mod protocol;
 
 pub use child::run_worker_child;
@@ -35,7 +37,7 @@ pub const WORKER_SUBCOMMAND: &str = "plugin-worker";
 pub struct WorkerLimits {
     /// A request that produces nothing for this long kills the worker.
     pub stall: Duration,
-    /// Resident memory above this kills the worker (Linux; elsewhere not enforced).
+    /// Resident memory above this kills the worker (Linux: the watchdog; Windows: a Job Object).
     pub memory_bytes: Option<u64>,
 }
 
@@ -68,6 +70,9 @@ struct Inner {
     watch: Arc<Watch>,
     /// An extraction's frames may still be in the pipe.
     extracting: AtomicBool,
+    /// Windows: the Job Object that limits the worker and kills it with the host.
+    #[cfg(windows)]
+    _job: job_object::WorkerJob,
 }
 
 /// A plugin source running in a worker process.
@@ -124,6 +129,9 @@ impl WorkerSource {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| failed(format!("cannot start a worker process ({}): {e}", exe.display())))?;
+        #[cfg(windows)]
+        let job = job_object::WorkerJob::assign(&child, limits.memory_bytes)
+            .map_err(|e| failed(format!("cannot limit the worker process with a Job Object: {e}")))?;
         let stdin = child.stdin.take().expect("piped");
         let mut stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
@@ -169,6 +177,8 @@ impl WorkerSource {
             frames: Mutex::new(frames),
             watch: watch.clone(),
             extracting: AtomicBool::new(false),
+            #[cfg(windows)]
+            _job: job,
         });
         spawn_watchdog(Arc::downgrade(&inner), watch, pid, limits, plugin.to_owned());
         let hello = inner.receive("start")?;
