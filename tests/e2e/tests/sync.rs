@@ -379,3 +379,40 @@ fn the_agent_uploads_over_https_trusting_a_private_ca_and_refuses_an_unknown_one
     assert_eq!(exit_code(&trusted), 0, "{}", text(&trusted));
     assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
 }
+
+/// A relay on loopback standing in for a corporate proxy: it forwards every
+/// connection to the hub (which accepts the absolute-form requests a client
+/// sends to an HTTP proxy) and counts them.
+fn start_proxy(hub_url: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let target = hub_url.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let Ok(server) = TcpStream::connect(&target) else { continue };
+            let (mut client_read, mut server_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut server_read, mut client_write) = (server, client);
+            std::thread::spawn(move || std::io::copy(&mut client_read, &mut server_write));
+            std::thread::spawn(move || std::io::copy(&mut server_read, &mut client_write));
+        }
+    });
+    (url, connections)
+}
+
+#[test]
+fn uploads_go_through_the_proxy_from_https_proxy() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let (proxy, connections) = start_proxy(&hub.url);
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    let output = agent.command(&["sync", "--source", "hello"]).env("HTTPS_PROXY", &proxy).output().unwrap();
+    assert_eq!(exit_code(&output), 0, "{}", text(&output));
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 1, "no request went through the proxy");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
+}
