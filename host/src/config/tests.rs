@@ -324,6 +324,33 @@ fn numeric_limits_are_validated() {
 }
 
 #[test]
+fn worker_limits_and_isolation_are_validated() {
+    let p = problem(&with_source_lines("  worker_stall_secs = 0"));
+    assert_problem(&p, 12, "tenants[0].sources[0].worker_stall_secs", "is 0");
+    let p = problem(&with_source_lines("  worker_memory_mb = 8"));
+    assert_problem(&p, 12, "tenants[0].sources[0].worker_memory_mb", "is 8");
+    let p = problem(&with_source_lines("  isolation = \"container\""));
+    assert_eq!((p.line, p.field.as_str()), (Some(12), "tenants[0].sources[0].isolation"), "{p:#?}");
+    let config = parse_ok(&with_source_lines("  isolation = \"in-process\""));
+    assert_eq!(config.tenants[0].sources[0].isolation, Isolation::InProcess);
+    assert_eq!(
+        parse_ok(MINIMAL).tenants[0].sources[0].isolation,
+        Isolation::Process,
+        "process is the default"
+    );
+}
+
+#[test]
+fn control_section_values_are_validated() {
+    let p = problem(&format!("[control]\nheartbeat_secs = 0\n{MINIMAL}"));
+    assert_problem(&p, 2, "control.heartbeat_secs", "outside 1 to 300");
+    let p = problem(&format!("[control]\nreconnect_min_secs = 10\nreconnect_max_secs = 5\n{MINIMAL}"));
+    assert_problem(&p, 3, "control.reconnect_max_secs", "less than reconnect_min_secs");
+    let p = problem(&format!("[control]\ntransport = \"carrier-pigeon\"\n{MINIMAL}"));
+    assert_eq!((p.line, p.field.as_str()), (Some(2), "control.transport"), "{p:#?}");
+}
+
+#[test]
 fn invalid_ids_and_no_tenants() {
     let p = problem(&MINIMAL.replace("id = \"visma\"", "id = \"../etc\""));
     assert_problem(&p, 10, "tenants[0].sources[0].id", "not a valid id");

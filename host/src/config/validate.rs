@@ -230,6 +230,20 @@ fn check_source<'a>(
         }
         FiscalYears::Recent { .. } => {}
     }
+    if source.worker_stall_secs == 0 {
+        issues.push(
+            path.key("worker_stall_secs"),
+            "worker_stall_secs is 0: every worker would be killed at once",
+            "use the default 300, or more for slow database servers",
+        );
+    }
+    if source.worker_memory_mb < 32 {
+        issues.push(
+            path.key("worker_memory_mb"),
+            format!("worker_memory_mb is {}: too little for any plugin to start", source.worker_memory_mb),
+            "use the default 1024, or at least 32",
+        );
+    }
     if source.max_concurrent_jobs == 0 {
         issues.push(
             path.key("max_concurrent_jobs"),
