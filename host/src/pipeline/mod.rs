@@ -20,8 +20,8 @@ use ledgerlink_plugin_api::canonical::{
 use ledgerlink_protocol::{sha256_hex, Manifest, PartInfo, PartWriter, PluginRef, PROTOCOL_VERSION};
 use std::collections::BTreeMap;
 
-/// Records per spooled part (a few MB compressed).
-const PART_RECORDS: u64 = 250_000;
+/// Records per spooled part (about 1 MB compressed; a part is held in memory until written).
+const PART_RECORDS: u64 = 100_000;
 
 /// Which fiscal years of a company a source syncs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -85,7 +85,7 @@ fn default_fetch_rows() -> usize {
     10_000
 }
 fn default_fetch_buffer_bytes() -> usize {
-    16 * 1024 * 1024
+    8 * 1024 * 1024
 }
 
 /// The database products whose drivers need different connection strings.
@@ -120,7 +120,7 @@ impl ConnectionSettings {
                 "query_timeout_secs": {"type": "integer", "minimum": 0, "default": 600},
                 "login_timeout_secs": {"type": "integer", "minimum": 0, "default": 15},
                 "fetch_rows": {"type": "integer", "minimum": 1, "default": 10000},
-                "fetch_buffer_bytes": {"type": "integer", "minimum": 1024, "default": 16777216}
+                "fetch_buffer_bytes": {"type": "integer", "minimum": 1024, "default": 8388608}
             }
         })
     }
