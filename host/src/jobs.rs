@@ -139,18 +139,6 @@ impl Agent {
         Err(JobError::Plugin(message))
     }
 
-    /// Finds and loads the plugin with this id into this process.
-    pub fn load_plugin(&self, id: &str) -> Result<LoadedPlugin, JobError> {
-        let (path, _) = self.find_plugin(id)?;
-        LoadedPlugin::load_vetted(&path).map_err(|e| {
-            JobError::Plugin(format!(
-                "plugin `{id}` ({}): {e}. Resolution: {}",
-                path.display(),
-                e.resolution()
-            ))
-        })
-    }
-
     /// Opens a source's plugin where the configuration says: a worker process or in-process.
     pub fn open_source(&self, source: &Source) -> Result<(Box<dyn Extractor>, Manifest), JobError> {
         let (path, manifest) = self.find_plugin(&source.plugin)?;

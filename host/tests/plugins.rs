@@ -305,6 +305,16 @@ fn check_with_malformed_settings_file_names_file_and_line() {
 }
 
 #[test]
+fn a_malformed_toml_settings_file_names_the_position_but_never_quotes_the_line() {
+    let malformed = "batch_size = 10\nconnection = { password = \"Very-Secret-9 }\n";
+    let (output, path) = check_with_settings("hello_erp", ".toml", malformed, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(&format!("{path}:2:")), "{stderr}");
+    assert!(!stderr.contains("Very-Secret-9"), "the password was quoted: {stderr}");
+}
+
+#[test]
 fn check_without_settings_shows_the_manifest_only() {
     let output = ledgerlink(&["plugins", "check", library("hello_erp").to_str().unwrap()]);
     let text = String::from_utf8_lossy(&output.stdout);

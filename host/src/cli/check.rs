@@ -84,7 +84,15 @@ fn read_settings(path: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read settings file {}: {e}", path.display()))?;
     let value = if path.extension().is_some_and(|e| e == "toml") {
-        let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        // toml's own Display quotes the offending line, which may hold a password:
+        // name the position and the problem only.
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            let before = &text[..offset.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{}:{line}:{column}: {}", path.display(), e.message())
+        })?;
         serde_json::to_value(table).map_err(|e| format!("{}: {e}", path.display()))?
     } else {
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?

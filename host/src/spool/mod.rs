@@ -145,7 +145,6 @@ pub struct Spool {
 pub struct SpoolWriter {
     spool: Spool,
     tmp: PathBuf,
-    bytes: u64,
     committed: bool,
 }
 
@@ -215,7 +214,7 @@ impl Spool {
     pub fn begin(&self) -> Result<SpoolWriter, SpoolError> {
         let tmp = self.dir.join("tmp").join(random_hex(8));
         fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        Ok(SpoolWriter { spool: self.clone(), tmp, bytes: 0, committed: false })
+        Ok(SpoolWriter { spool: self.clone(), tmp, committed: false })
     }
 
     /// The complete snapshots, oldest first. Entries whose files cannot be read
@@ -248,14 +247,7 @@ impl Spool {
 impl SpoolWriter {
     /// Writes one part durably.
     pub fn add_part(&mut self, index: u32, part: &EncodedPart) -> Result<(), SpoolError> {
-        write_synced(&self.tmp.join(part_file(index)), &part.bytes)?;
-        self.bytes += part.bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Bytes of the parts written so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
+        write_synced(&self.tmp.join(part_file(index)), &part.bytes)
     }
 
     /// Makes the snapshot complete: manifest and entry files, fsync, atomic rename.

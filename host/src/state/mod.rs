@@ -172,14 +172,6 @@ impl StateStore {
             .map_err(|e| self.fail(e))
     }
 
-    /// Forgets acknowledgements of a source (so its next sync uploads everything).
-    pub fn forget_source(&self, tenant: &str, source: &str) -> Result<(), StateError> {
-        self.db
-            .execute("DELETE FROM acknowledged WHERE tenant = ?1 AND source = ?2", params![tenant, source])
-            .map(|_| ())
-            .map_err(|e| self.fail(e))
-    }
-
     /// Remembers the record counts of a snapshot, for progress estimates next time.
     pub fn record_counts(&self, key: &SnapshotKey, counts: &BTreeMap<String, u64>) -> Result<(), StateError> {
         for (entity, records) in counts {
@@ -364,8 +356,6 @@ mod tests {
         let store = StateStore::open(dir.path()).unwrap();
         assert_eq!(store.acknowledged(&key(2025)).unwrap(), Some(ack));
         assert_eq!(store.acknowledged(&key(2024)).unwrap(), None);
-        store.forget_source("t", "s").unwrap();
-        assert_eq!(store.acknowledged(&key(2025)).unwrap(), None);
     }
 
     #[test]

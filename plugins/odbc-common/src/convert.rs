@@ -92,12 +92,6 @@ pub fn year_period(value: &str, what: &str) -> Result<(i32, u8), PluginError> {
     Ok((year as i32, period as u8))
 }
 
-/// A change stamp from an int date `yyyymmdd` and an int time `hhmm` or `hhmmss`,
-/// as one sortable number; `0` dates mean "never stamped".
-pub fn stamp(date: i64, time: i64) -> i64 {
-    date * 1_000_000 + time
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,9 +26,6 @@ pub struct Database {
     place: String,
 }
 
-/// The rows of one fetched block.
-pub type TextRows = TextRowSet;
-
 /// One row of a fetched block, with text accessors by zero-based column.
 pub struct Row<'a> {
     rows: &'a TextRowSet,
@@ -141,6 +138,13 @@ impl Database {
         let token =
             labels.iter().zip(values.iter()).fold(ChangeToken::new(1), |t, (l, v)| t.push(l, v.as_deref()));
         Ok(token.finish())
+    }
+
+    /// What `check()` of a plugin with a system database reports: the ERP, the
+    /// database, the server product and how many companies `count_sql` finds.
+    pub fn system_summary(&self, erp: &str, database: &str, count_sql: &str) -> Result<String, PluginError> {
+        let companies = self.count(count_sql)?;
+        Ok(format!("{erp} system database {database} ({}), {companies} companies", self.server_description()))
     }
 
     /// Fails with an error naming the first of `tables` that cannot be read.

@@ -15,7 +15,7 @@ mod errors;
 mod settings;
 mod token;
 
-pub use database::{Database, Row, TextRows};
+pub use database::{Database, Row};
 pub use errors::{missing_table_error, odbc_error};
 pub use settings::{ConnectionSettings, Dialect, Secret};
 pub use token::ChangeToken;

@@ -101,13 +101,7 @@ impl Plugin for SapB1 {
 
     fn check(&self) -> Result<String, PluginError> {
         let system = self.system()?;
-        let count = system.query(queries::COUNT_COMPANIES, |row| row.int(0, "COUNT(*)"))?;
-        Ok(format!(
-            "{ERP} system database {} ({}), {} companies",
-            self.settings.system_database,
-            system.server_description(),
-            count.first().copied().unwrap_or(0)
-        ))
+        system.system_summary(ERP, &self.settings.system_database, queries::COUNT_COMPANIES)
     }
 
     fn companies(&self) -> Result<Vec<Company>, PluginError> {
