@@ -100,10 +100,19 @@ impl StateStore {
             return Err(fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))));
         }
         let db = Connection::open(&path).map_err(fail)?;
-        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-            .and_then(|_| db.execute_batch(SCHEMA))
-            .and_then(|_| migrate(&db))
-            .map_err(fail)?;
+        // Two processes preparing a new store at once (the service and `ledgerlink
+        // status`) can deadlock on the switch to WAL; SQLite then answers "busy" at
+        // once instead of waiting, so wait and try again.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match prepare(&db) {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    let _ = db.execute_batch("ROLLBACK");
+                    std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(random_byte() % 20)));
+                }
+                result => break result.map_err(fail)?,
+            }
+        }
         Ok(Self { path, db })
     }
 
@@ -313,6 +322,32 @@ impl StateStore {
     }
 }
 
+/// How long a store operation waits for another process holding the store.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sets the connection up and creates or migrates the tables, in one write transaction.
+fn prepare(db: &Connection) -> rusqlite::Result<()> {
+    db.busy_timeout(BUSY_TIMEOUT)?;
+    db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    db.execute_batch(SCHEMA)?;
+    migrate(db)?;
+    db.execute_batch("COMMIT")
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn random_byte() -> u8 {
+    let mut byte = [0u8];
+    getrandom::fill(&mut byte).expect("the operating system provides random numbers");
+    byte[0]
+}
+
 /// Brings a state store written by an older host up to date (columns added later).
 fn migrate(db: &Connection) -> rusqlite::Result<()> {
     let has_plugin =
@@ -378,6 +413,41 @@ mod tests {
             ("", "id"),
             "unknown plugin: extracted again once"
         );
+    }
+
+    #[test]
+    fn opening_waits_for_another_process_that_holds_the_store() {
+        // `ledgerlink status` runs while the service writes: it must wait, not fail
+        // with "database is locked".
+        let dir = tempfile::tempdir().unwrap();
+        let holder = Connection::open(dir.path().join("state.sqlite")).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE; CREATE TABLE first_writer (x)").unwrap();
+        std::thread::scope(|scope| {
+            let opener = scope.spawn(|| StateStore::open(dir.path()).and_then(|s| s.agent_id()));
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            holder.execute_batch("COMMIT").unwrap();
+            opener.join().unwrap().expect("waits for the holder");
+        });
+    }
+
+    #[test]
+    fn processes_creating_the_store_at_once_wait_for_each_other() {
+        for _ in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = std::sync::Barrier::new(8);
+            let ids: Vec<String> = std::thread::scope(|scope| {
+                let openers: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            StateStore::open(dir.path()).and_then(|s| s.agent_id())
+                        })
+                    })
+                    .collect();
+                openers.into_iter().map(|o| o.join().unwrap().expect("opens despite the others")).collect()
+            });
+            assert!(ids.iter().all(|id| id == &ids[0]), "one agent id: {ids:?}");
+        }
     }
 
     #[test]
