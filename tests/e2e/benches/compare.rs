@@ -25,6 +25,10 @@
 //! postmaster, so their CPU moves into its `cutime` and nothing is lost); peak RSS as
 //! VmHWM of the process and of its children, sampled every 10 ms.
 //!
+//! `BENCH_ONLY=sync,extract` runs only the named tools (`copy`, `odbc2parquet`,
+//! `odbcsv`, `connectorx`, `extract`, `sync`, `sync-delayed`) and prints the table
+//! without touching `docs/benchmarks.md`: for quick before/after comparisons.
+//!
 //! The tools are expected in `target/bench-tools` (`BENCH_TOOLS` overrides):
 //! `bin/odbc2parquet`, `bin/odbcsv`, `venv/bin/python` with connectorx and pyarrow.
 //! `scripts/bench-compare` installs them, builds the release binaries and runs this.
@@ -314,6 +318,19 @@ impl Tool {
             Tool::Sync => "ledgerlink sync (full)",
             Tool::Resync => "ledgerlink sync (unchanged, exit 7)",
             Tool::SyncDelayed => "ledgerlink sync (+2 ms RTT)",
+        }
+    }
+
+    /// The name `BENCH_ONLY` selects the tool by.
+    fn key(self) -> &'static str {
+        match self {
+            Tool::Copy => "copy",
+            Tool::Odbc2Parquet => "odbc2parquet",
+            Tool::Odbcsv => "odbcsv",
+            Tool::ConnectorX => "connectorx",
+            Tool::Extract => "extract",
+            Tool::Sync | Tool::Resync => "sync",
+            Tool::SyncDelayed => "sync-delayed",
         }
     }
 }
@@ -749,6 +766,8 @@ fn main() {
         .map(|s| s.trim().parse().expect("BENCH_LINES: numbers separated by commas"))
         .collect();
     let rounds: usize = env_or("BENCH_ROUNDS", 3);
+    let only: Option<Vec<String>> =
+        std::env::var("BENCH_ONLY").ok().map(|v| v.split(',').map(|s| s.trim().to_owned()).collect());
     let keep = std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1");
     let reuse = std::env::var("BENCH_REUSE").is_ok_and(|v| v == "1");
     let tools = std::env::var("BENCH_TOOLS")
@@ -790,7 +809,7 @@ fn main() {
             work: tempfile::tempdir().expect("work dir"),
             proxy_port,
         };
-        let order = [
+        let order: Vec<Tool> = [
             Tool::Copy,
             Tool::Odbc2Parquet,
             Tool::Odbcsv,
@@ -798,7 +817,10 @@ fn main() {
             Tool::Extract,
             Tool::Sync,
             Tool::SyncDelayed,
-        ];
+        ]
+        .into_iter()
+        .filter(|tool| only.as_ref().is_none_or(|keys| keys.iter().any(|k| k == tool.key())))
+        .collect();
         let mut samples: BTreeMap<Tool, Vec<Sample>> = BTreeMap::new();
         for round in 0..rounds {
             for i in 0..order.len() {
@@ -834,6 +856,10 @@ fn main() {
         }
         let results: BTreeMap<Tool, Summary> = samples.iter().map(|(t, s)| (*t, Summary::of(s))).collect();
         let table = table(lines, rounds, &results);
+        if only.is_some() {
+            println!("\n{table}");
+            continue;
+        }
         let verdicts = targets(lines, &results);
         println!("\n{table}\n{verdicts}");
         let _ = write!(report, "{table}\n{verdicts}\n");
@@ -841,6 +867,9 @@ fn main() {
     if !keep {
         let dropped = drop_pg_prefix(&pg, PREFIX).expect("drop the bench databases");
         println!("Dropped {}", dropped.join(", "));
+    }
+    if only.is_some() {
+        return;
     }
     let path = repo_root().join("docs/benchmarks.md");
     let analysis = std::fs::read_to_string(&path)
