@@ -243,8 +243,7 @@ impl Agent {
         let ctx = SyncContext { agent_id: &agent_id, state, spool: &spool, hub: &hub, cancel, quiet };
         let plugin_ref = PluginRef { id: manifest.id.clone(), version: manifest.version.clone() };
         let mut entities = manifest.entities.clone();
-        entities.sort();
-        entities.dedup();
+        crate::pipeline::extraction_order(&mut entities);
         let mut spec = spec_of(tenant, source);
         spec.companies = crate::control::narrow(spec.companies, desired.company_selection(&source.id));
         let report = sync_source(&ctx, opened.as_ref(), &plugin_ref, &entities, &spec, request)?;

@@ -197,8 +197,7 @@ fn check(
     let companies = source.companies().map_err(fail("companies"))?;
     out.line(format!("Companies   {}", companies.len()));
     let mut entities = plugin.manifest().entities.clone();
-    entities.sort();
-    entities.dedup();
+    crate::pipeline::extraction_order(&mut entities);
     for company in companies {
         out.line(format!("\nCompany {} — {}", company.id, company.name));
         let problems = validate_company(&company);

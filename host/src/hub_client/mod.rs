@@ -183,7 +183,8 @@ impl HubClient {
         )?;
         if created.state != SnapshotState::Committed {
             for index in &created.missing_parts {
-                let bytes = entry.read_part(*index)?;
+                // Shared, not copied, by every attempt.
+                let bytes = bytes::Bytes::from(entry.read_part(*index)?);
                 let part = format!("part {index} of snapshot {id}");
                 let url = self.url(&format!("/v1/snapshots/{id}/parts/{index}"));
                 self.send(&part, || {

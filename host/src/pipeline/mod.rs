@@ -19,6 +19,7 @@ use ledgerlink_plugin_api::canonical::{
 };
 use ledgerlink_protocol::{sha256_hex, Manifest, PartInfo, PartWriter, PluginRef, PROTOCOL_VERSION};
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// Records per spooled part (about 1 MB compressed; a part is held in memory until written).
 const PART_RECORDS: u64 = 100_000;
@@ -129,6 +130,14 @@ pub enum SyncError {
     Selection(String),
 }
 
+/// Puts entities in extraction order, without duplicates: master data first, then
+/// voucher lines, then vouchers — so a plugin whose ERP has no voucher table can
+/// fold the headers out of its line pass instead of reading the lines twice.
+pub fn extraction_order(entities: &mut Vec<Entity>) {
+    entities.sort_by_key(|&entity| (entity == Entity::Vouchers, entity));
+    entities.dedup();
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -178,8 +187,12 @@ fn select(
     Ok(selected)
 }
 
-/// Syncs one source: every selected company and fiscal year, then uploads whatever
-/// waits in the spool for this tenant.
+/// Syncs one source: first uploads whatever earlier runs left in the spool, then
+/// every selected company and fiscal year.
+///
+/// Extraction and upload overlap: a thread of its own uploads each spooled
+/// year while the next one is extracted (the hub verifies a snapshot while the
+/// ERP is read), one waiting snapshot at most.
 pub fn sync_source(
     ctx: &SyncContext<'_>,
     source: &dyn Extractor,
@@ -190,38 +203,124 @@ pub fn sync_source(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     // Deliver what earlier runs left in the spool first.
-    let mut hub_down = upload_pending(ctx, &spec.tenant, &mut report).err();
+    let hub_down = Mutex::new(upload_pending(ctx, &spec.tenant, &mut report).err());
     let companies = source.companies()?;
     report.companies = companies.clone();
-    for (company, year) in select(companies, spec, request)? {
-        let key = SnapshotKey {
-            tenant: spec.tenant.clone(),
-            source: spec.id.clone(),
-            company: company.id.clone(),
-            fiscal_year: year,
-        };
-        let outcome = match sync_year(ctx, source, plugin, entities, &company, &key, request.force)? {
-            Prepared::Done(outcome) => outcome,
-            Prepared::Spooled(entry) => match &hub_down {
-                Some(reason) => YearOutcome::Spooled { reason: reason.clone() },
-                None => match deliver(ctx, &entry) {
-                    Ok(outcome) => outcome,
-                    Err(HubError::Spool(e)) => YearOutcome::Failed { error: e.to_string() },
-                    Err(e) if e.is_transient() => {
-                        hub_down = Some(e.to_string());
-                        YearOutcome::Spooled { reason: e.to_string() }
-                    }
-                    Err(e) => YearOutcome::Failed { error: e.to_string() },
-                },
-            },
-        };
+    let selected = select(companies, spec, request)?;
+    let outcomes: Mutex<Vec<(usize, SnapshotKey, YearOutcome)>> = Mutex::default();
+    let in_flight = InFlight::default();
+    let record = |index: usize, key: SnapshotKey, outcome: YearOutcome| {
         log_outcome(&key, &outcome);
-        report.years.push((key, outcome));
-        if ctx.cancel.is_cancelled() {
-            break;
+        outcomes.lock().unwrap_or_else(|e| e.into_inner()).push((index, key, outcome));
+    };
+    std::thread::scope(|scope| -> Result<(), SyncError> {
+        let (to_upload, uploads) = std::sync::mpsc::sync_channel::<(usize, Box<SpoolEntry>)>(1);
+        let upload_state = ctx.state.reopen()?;
+        let (agent_id, spool, hub, cancel, quiet) =
+            (ctx.agent_id, ctx.spool, ctx.hub, ctx.cancel.clone(), ctx.quiet);
+        let (hub_down, record, in_flight) = (&hub_down, &record, &in_flight);
+        let uploader = scope.spawn(move || {
+            let ctx = SyncContext { agent_id, state: &upload_state, spool, hub, cancel, quiet };
+            for (index, entry) in uploads {
+                let outcome = deliver_unless_down(&ctx, &entry, hub_down);
+                record(index, entry.key(), outcome);
+                in_flight.finished();
+            }
+        });
+        let extracted = (|| {
+            for (index, (company, year)) in selected.into_iter().enumerate() {
+                let key = SnapshotKey {
+                    tenant: spec.tenant.clone(),
+                    source: spec.id.clone(),
+                    company: company.id.clone(),
+                    fiscal_year: year,
+                };
+                match sync_year(ctx, source, plugin, entities, &company, &key, request.force, in_flight)? {
+                    Prepared::Done(outcome) => record(index, key, outcome),
+                    Prepared::Spooled(entry) => {
+                        in_flight.started();
+                        // Fails only if the uploader panicked, which `join` re-raises below.
+                        let _ = to_upload.send((index, entry));
+                    }
+                }
+                if ctx.cancel.is_cancelled() {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(to_upload);
+        uploader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        extracted
+    })?;
+    let mut outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
+    outcomes.sort_by_key(|(index, _, _)| *index);
+    report.years.extend(outcomes.into_iter().map(|(_, key, outcome)| (key, outcome)));
+    Ok(report)
+}
+
+/// Counts snapshots handed to the uploader and not yet delivered.
+#[derive(Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    idle: std::sync::Condvar,
+}
+
+impl InFlight {
+    fn started(&self) {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    fn finished(&self) {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.idle.notify_all();
         }
     }
-    Ok(report)
+
+    /// Waits until every handed-over snapshot is delivered (or left spooled): a
+    /// full spool may have room again afterwards.
+    fn wait_idle(&self) {
+        let mut count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *count > 0 {
+            count = self.idle.wait(count).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// True when the spool has room, after waiting for running uploads if it has not.
+fn spool_has_room(ctx: &SyncContext<'_>, in_flight: &InFlight) -> bool {
+    if ctx.spool.has_room_for(0) {
+        return true;
+    }
+    in_flight.wait_idle();
+    ctx.spool.has_room_for(0)
+}
+
+/// Delivers a freshly spooled year, or leaves it in the spool when the hub is
+/// known to be down (or the sync was cancelled).
+fn deliver_unless_down(
+    ctx: &SyncContext<'_>,
+    entry: &SpoolEntry,
+    hub_down: &Mutex<Option<String>>,
+) -> YearOutcome {
+    let mut down = hub_down.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(reason) = down.as_ref() {
+        return YearOutcome::Spooled { reason: reason.clone() };
+    }
+    if ctx.cancel.is_cancelled() {
+        return YearOutcome::Spooled { reason: "the sync was cancelled; the next run uploads it".into() };
+    }
+    match deliver(ctx, entry) {
+        Ok(outcome) => outcome,
+        Err(HubError::Spool(e)) => YearOutcome::Failed { error: e.to_string() },
+        Err(e) if e.is_transient() => {
+            *down = Some(e.to_string());
+            YearOutcome::Spooled { reason: e.to_string() }
+        }
+        Err(e) => YearOutcome::Failed { error: e.to_string() },
+    }
 }
 
 fn log_outcome(key: &SnapshotKey, outcome: &YearOutcome) {
@@ -253,6 +352,7 @@ enum Prepared {
 }
 
 /// Change detection, extraction, validation and spooling of one company's year.
+#[allow(clippy::too_many_arguments)]
 fn sync_year(
     ctx: &SyncContext<'_>,
     source: &dyn Extractor,
@@ -261,6 +361,7 @@ fn sync_year(
     company: &Company,
     key: &SnapshotKey,
     force: bool,
+    in_flight: &InFlight,
 ) -> Result<Prepared, SyncError> {
     let token = match source.change_token(&company.id, key.fiscal_year) {
         Ok(token) => Some(token),
@@ -280,7 +381,7 @@ fn sync_year(
     {
         return Ok(Prepared::Spooled(Box::new(entry)));
     }
-    if !ctx.spool.has_room_for(0) {
+    if !spool_has_room(ctx, in_flight) {
         let reason = format!(
             "the spool is full ({} of {} bytes used); extraction waits until uploads free room",
             ctx.spool.usage(),
@@ -312,7 +413,7 @@ fn sync_year(
             if part.records() >= PART_RECORDS {
                 let full = std::mem::replace(&mut part, new_part(entity)?);
                 add_part(&mut writer, &mut parts, full)?;
-                if !ctx.spool.has_room_for(0) {
+                if !spool_has_room(ctx, in_flight) {
                     let reason = format!(
                         "the spool filled up during extraction ({} bytes allowed)",
                         ctx.spool.max_bytes()
@@ -434,4 +535,16 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voucher_lines_are_extracted_before_vouchers_and_after_master_data() {
+        let mut entities = vec![Entity::Vouchers, Entity::VoucherLines, Entity::Accounts, Entity::Vouchers];
+        extraction_order(&mut entities);
+        assert_eq!(entities, [Entity::Accounts, Entity::VoucherLines, Entity::Vouchers]);
+    }
 }

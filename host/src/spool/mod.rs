@@ -234,6 +234,8 @@ impl Spool {
             };
             match load() {
                 Ok(entry) => entries.push(entry),
+                // Delivered and removed meanwhile (by the uploading thread).
+                Err(_) if !dir.exists() => {}
                 Err(detail) => {
                     tracing::warn!(path = %dir.display(), %detail, "Removing an unreadable spool entry; its data will be extracted again.");
                     let _ = fs::remove_dir_all(&dir);

@@ -116,6 +116,11 @@ impl StateStore {
         Ok(Self { path, db })
     }
 
+    /// A second connection to the same store, for another thread.
+    pub fn reopen(&self) -> Result<Self, StateError> {
+        Self::open(self.path.parent().unwrap_or(Path::new(".")))
+    }
+
     fn fail(&self, source: rusqlite::Error) -> StateError {
         StateError { path: self.path.clone(), source }
     }

@@ -6,13 +6,17 @@
 //! and rows carry change stamps `ChDt` (yyyymmdd, 0 = never stamped) + `ChTm`.
 //! See `docs/plugins/visma-business.md` for settings and the read-only login.
 
+mod headers;
 mod queries;
 
-use ledgerlink_odbc_common::{checked_identifier, ConnectionSettings, Database};
+use ledgerlink_odbc_common::{checked_identifier, ChangeToken, ConnectionSettings, Database};
 use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, NaiveDate, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
 use ledgerlink_plugin_api::{export_plugin, Entity, ErrorKind, PluginError};
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The ERP's name in messages and in the User-Agent.
 const ERP: &str = "Visma Business";
@@ -46,6 +50,37 @@ fn default_company_database() -> String {
 pub struct VismaBusiness {
     settings: Settings,
     host: Host,
+    /// Change tokens computed with the fiscal-year list, each handed out once.
+    tokens: Mutex<TokenCache>,
+    /// Voucher headers folded from the last voucher-line pass.
+    headers: headers::SharedCollector,
+}
+
+/// How long a token computed ahead stays usable. A token taken before the data
+/// is extracted is always safe (a change in between only costs one more
+/// extraction); the age limit keeps a long-lived instance from skipping a change
+/// for longer than this.
+const TOKEN_CACHE_AGE: Duration = Duration::from_secs(600);
+
+/// Change tokens per company and year, from one pass over the transactions.
+#[derive(Default)]
+struct TokenCache {
+    tokens: HashMap<(String, i32), (Instant, String)>,
+}
+
+impl TokenCache {
+    /// The cached token of a company's year if fresh; it is removed (used once).
+    fn take(&mut self, company: &str, year: i32) -> Option<String> {
+        let (at, token) = self.tokens.remove(&(company.to_owned(), year))?;
+        (at.elapsed() < TOKEN_CACHE_AGE).then_some(token)
+    }
+
+    fn store(&mut self, company: &str, tokens: &BTreeMap<i32, String>) {
+        let now = Instant::now();
+        for (year, token) in tokens {
+            self.tokens.insert((company.to_owned(), *year), (now, token.clone()));
+        }
+    }
 }
 
 impl VismaBusiness {
@@ -74,15 +109,44 @@ impl VismaBusiness {
         Ok(db)
     }
 
-    fn fiscal_years(&self, db: &Database) -> Result<Vec<FiscalYear>, PluginError> {
-        db.query(queries::FISCAL_YEARS, |row| {
+    /// The change token of every fiscal year with transactions, from one pass, and
+    /// the token of a year without any.
+    fn year_tokens(&self, db: &Database) -> Result<(BTreeMap<i32, String>, String), PluginError> {
+        let masters = db.query(queries::MASTER_AGGREGATES, |row| {
+            (0..queries::MASTER_AGGREGATE_LABELS.len())
+                .map(|i| row.opt_string(i))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let masters = masters.into_iter().next().unwrap_or_default();
+        let token = |values: &[Option<&str>]| {
+            let labels = queries::YEAR_AGGREGATE_LABELS.iter().chain(&queries::MASTER_AGGREGATE_LABELS);
+            let values = values.iter().copied().chain(masters.iter().map(Option::as_deref));
+            labels.zip(values).fold(ChangeToken::new(2), |t, (label, value)| t.push(label, value)).finish()
+        };
+        let years = db.query(queries::YEAR_AGGREGATES, |row| {
             let year = row.int(0, "AcTr.AcYrPr / 100")? as i32;
-            let day = |m, d| NaiveDate::from_ymd_opt(year, m, d);
-            match (day(1, 1), day(12, 31)) {
-                (Some(start), Some(end)) => Ok(FiscalYear { year, start, end }),
-                _ => Err(PluginError::new(ErrorKind::DATA, format!("year {year} is out of range"), "")),
-            }
-        })
+            let values = (1..=queries::YEAR_AGGREGATE_LABELS.len())
+                .map(|i| row.trimmed(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((year, token(&values)))
+        })?;
+        let empty = token(&[Some("0")]);
+        Ok((years.into_iter().collect(), empty))
+    }
+
+    fn fiscal_years(&self, company: &str, db: &Database) -> Result<Vec<FiscalYear>, PluginError> {
+        let (tokens, _) = self.year_tokens(db)?;
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).store(company, &tokens);
+        tokens
+            .keys()
+            .map(|&year| {
+                let day = |m, d| NaiveDate::from_ymd_opt(year, m, d);
+                match (day(1, 1), day(12, 31)) {
+                    (Some(start), Some(end)) => Ok(FiscalYear { year, start, end }),
+                    _ => Err(PluginError::new(ErrorKind::DATA, format!("year {year} is out of range"), "")),
+                }
+            })
+            .collect()
     }
 }
 
@@ -128,7 +192,7 @@ impl Plugin for VismaBusiness {
             "Visma Business source on {}",
             settings.connection.redacted_connection_string(Some(&settings.system_database))
         ));
-        Ok(Self { settings, host })
+        Ok(Self { settings, host, tokens: Mutex::default(), headers: Default::default() })
     }
 
     fn check(&self) -> Result<String, PluginError> {
@@ -150,7 +214,7 @@ impl Plugin for VismaBusiness {
             let id = number.to_string();
             let db = self.open_company(&id)?;
             companies.push(Company {
-                fiscal_years: self.fiscal_years(&db)?,
+                fiscal_years: self.fiscal_years(&id, &db)?,
                 id,
                 name,
                 organisation_number,
@@ -162,18 +226,14 @@ impl Plugin for VismaBusiness {
     }
 
     fn change_token(&self, company: &str, fiscal_year: i32) -> Result<String, PluginError> {
-        let labels = [
-            "lines",
-            "sum",
-            "weighted",
-            "max_change",
-            "unstamped",
-            "unstamped_sum",
-            "accounts",
-            "accounts_change",
-            "actors_change",
-        ];
-        self.open_company(company)?.change_token(&queries::change_token(fiscal_year), &labels)
+        if let Some(token) = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).take(company, fiscal_year)
+        {
+            return Ok(token);
+        }
+        let (mut tokens, empty_year) = self.year_tokens(&self.open_company(company)?)?;
+        let token = tokens.remove(&fiscal_year).unwrap_or(empty_year);
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).store(company, &tokens);
+        Ok(token)
     }
 
     fn extract(&self, request: &ExtractRequest) -> Result<Batches, PluginError> {
@@ -210,15 +270,20 @@ impl Plugin for VismaBusiness {
                     cancel,
                 )
             }
-            Entity::Vouchers => {
-                db.stream(&queries::vouchers(year), queries::voucher, RecordBatch::Vouchers, cancel)
+            Entity::Vouchers => match headers::take(&self.headers, &request.company, year) {
+                Some(from_lines) => from_lines,
+                None => db.stream(&queries::vouchers(year), queries::voucher, RecordBatch::Vouchers, cancel),
+            },
+            Entity::VoucherLines => {
+                headers::start(&self.headers, &request.company, year)?;
+                let lines = db.stream(
+                    &queries::voucher_lines(year),
+                    queries::line_mapper(company, self.headers.clone()),
+                    RecordBatch::VoucherLines,
+                    cancel,
+                )?;
+                Ok(headers::completing(self.headers.clone(), lines))
             }
-            Entity::VoucherLines => db.stream(
-                &queries::voucher_lines(year),
-                queries::line_mapper(company),
-                RecordBatch::VoucherLines,
-                cancel,
-            ),
             other => Err(ledgerlink_odbc_common::unsupported_entity(ERP, other)),
         }
     }

@@ -3,6 +3,7 @@
 //! Identifiers are unquoted so the same text runs on SQL Server, PostgreSQL
 //! (which folds them to lower case) and SQLite. Columns are always named.
 
+use crate::headers::{HeaderColumns, SharedCollector};
 use ledgerlink_odbc_common::{convert, Database, Row};
 use ledgerlink_plugin_api::canonical::{Account, DimensionRef, DimensionValue, Party, Voucher, VoucherLine};
 use ledgerlink_plugin_api::{ErrorKind, PluginError};
@@ -18,32 +19,33 @@ pub fn company_currency(number: i64) -> String {
     format!("SELECT Cur FROM Frm WHERE FrmNo = {number}")
 }
 
-/// The fiscal years that have transactions.
-pub const FISCAL_YEARS: &str = "SELECT DISTINCT AcYrPr / 100 FROM AcTr WHERE AcYrPr > 0 ORDER BY 1";
+/// Per fiscal year with transactions, the aggregates its change token is made of,
+/// in one pass over `AcTr` (so listing the years and fingerprinting all of them
+/// costs one scan, not one per year).
+///
+/// Stamped rows are covered by their count, amount sum and newest stamp (Visma
+/// stamps every change); rows never stamped (`ChDt = 0`) cannot be dated, so they
+/// also enter with a content checksum: any change to them changes the token.
+pub const YEAR_AGGREGATES: &str =
+    "SELECT AcYrPr / 100, COUNT(*), SUM(AcAm), MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm),
+        SUM(CASE WHEN ChDt = 0 THEN 1 ELSE 0 END),
+        SUM(CASE WHEN ChDt = 0 THEN AcAm * (JNo % 89 + 1) + AcNo + VoNo ELSE 0 END)
+     FROM AcTr WHERE AcYrPr > 0 GROUP BY AcYrPr / 100 ORDER BY 1";
+
+/// Labels of the [`YEAR_AGGREGATES`] columns after the year, in the token.
+pub const YEAR_AGGREGATE_LABELS: [&str; 5] = ["lines", "sum", "max_change", "unstamped", "unstamped_sum"];
+
+/// Aggregates of the master data every year's token includes.
+pub const MASTER_AGGREGATES: &str = "SELECT (SELECT COUNT(*) FROM Ac),
+        (SELECT MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm) FROM Ac),
+        (SELECT MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm) FROM Actor)";
+
+/// Labels of the [`MASTER_AGGREGATES`] columns in the token.
+pub const MASTER_AGGREGATE_LABELS: [&str; 3] = ["accounts", "accounts_change", "actors_change"];
 
 /// `AcYrPr` bounds of a fiscal year.
 fn period_range(year: i32) -> String {
     format!("AcYrPr BETWEEN {} AND {}", year * 100, year * 100 + 99)
-}
-
-/// Aggregates that change whenever a transaction of the year or the master data changes.
-///
-/// Rows never stamped (`ChDt = 0`) cannot be dated, so they also enter with a
-/// content checksum: any change to them changes the token.
-pub fn change_token(year: i32) -> String {
-    // One pass over the year's transactions (an index on AcYrPr serves it), and
-    // the small master tables.
-    format!(
-        "SELECT COUNT(*), SUM(AcAm), SUM(AcAm * (EntNo % 97 + 1) + AcNo),
-                MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm),
-                SUM(CASE WHEN ChDt = 0 THEN 1 ELSE 0 END),
-                SUM(CASE WHEN ChDt = 0 THEN AcAm * (JNo % 89 + 1) + AcNo + VoNo ELSE 0 END),
-                (SELECT COUNT(*) FROM Ac),
-                (SELECT MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm) FROM Ac),
-                (SELECT MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm) FROM Actor)
-         FROM AcTr WHERE {}",
-        period_range(year)
-    )
 }
 
 /// The chart of accounts.
@@ -129,7 +131,7 @@ pub fn vouchers(year: i32) -> String {
     )
 }
 
-fn missing_date(what: &str) -> PluginError {
+pub(crate) fn missing_date(what: &str) -> PluginError {
     PluginError::new(
         ErrorKind::DATA,
         format!("{what} is 0 (no date)"),
@@ -157,7 +159,8 @@ pub fn voucher(row: &Row<'_>) -> Result<Voucher, PluginError> {
 pub fn voucher_lines(year: i32) -> String {
     let dims: Vec<String> = (1..=12).map(|n| format!("t.R{n}")).collect();
     format!(
-        "SELECT t.VoNo, t.JNo, t.EntNo, t.AcNo, t.VoDt, t.Txt, t.AcAm, c.ISO, t.CurAm, t.TxCd, t.Cust, t.Sup, {}
+        "SELECT t.VoNo, t.JNo, t.EntNo, t.AcNo, t.VoDt, t.Txt, t.AcAm, c.ISO, t.CurAm, t.TxCd, t.Cust, t.Sup, {},
+                t.AcYrPr, t.VoTp
          FROM AcTr t LEFT JOIN Cur c ON c.CurNo = t.Cur
          WHERE t.{} ORDER BY t.VoNo, t.JNo, t.EntNo",
         dims.join(", "),
@@ -165,14 +168,21 @@ pub fn voucher_lines(year: i32) -> String {
     )
 }
 
-/// A mapper of [`voucher_lines`] rows that numbers lines within each voucher and
-/// keeps foreign-currency amounts only for currencies other than the company's.
+/// Where the voucher header's columns are in a [`voucher_lines`] row.
+const HEADER_COLUMNS: HeaderColumns =
+    HeaderColumns { voucher: 0, date: 4, period: 24, voucher_type: 25, text: 5 };
+
+/// A mapper of [`voucher_lines`] rows that numbers lines within each voucher,
+/// keeps foreign-currency amounts only for currencies other than the company's,
+/// and folds every row into the voucher headers being collected.
 pub fn line_mapper(
     company_currency: String,
+    headers: SharedCollector,
 ) -> impl FnMut(&Row<'_>) -> Result<VoucherLine, PluginError> + Send {
     let mut current_voucher = i64::MIN;
     let mut line_no = 0u32;
     move |row| {
+        crate::headers::observe(&headers, row, &HEADER_COLUMNS)?;
         let voucher = row.int(0, "AcTr.VoNo")?;
         if voucher != current_voucher {
             current_voucher = voucher;

@@ -1,0 +1,243 @@
+//! Voucher headers derived from the voucher-line pass.
+//!
+//! Visma Business has no voucher table: a header is the `GROUP BY VoNo` of the
+//! year's transactions, a second full pass over `AcTr`. The host extracts voucher
+//! lines before vouchers, so while the lines stream by (ordered by `VoNo`) the
+//! plugin folds each voucher's lines into its header — the same `MIN`s the query
+//! takes — and spills the headers to an unlinked temporary file (nothing to clean
+//! up after a crash, memory stays flat). `extract(vouchers)` of the same company
+//! and year then reads that file; in any other order it runs the query.
+
+use ledgerlink_odbc_common::{convert, Row};
+use ledgerlink_plugin_api::canonical::{RecordBatch, Voucher};
+use ledgerlink_plugin_api::sdk::Batches;
+use ledgerlink_plugin_api::{ErrorKind, PluginError};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::sync::{Arc, Mutex};
+
+/// Headers per batch when they are read back.
+const BATCH: usize = 8_192;
+
+/// The columns of the voucher-line query a header is made of.
+pub struct HeaderColumns {
+    /// `VoNo`.
+    pub voucher: usize,
+    /// `VoDt`.
+    pub date: usize,
+    /// `AcYrPr`.
+    pub period: usize,
+    /// `VoTp`.
+    pub voucher_type: usize,
+    /// `Txt`.
+    pub text: usize,
+}
+
+/// The header being folded: `MIN` of each column over the voucher's lines.
+struct OpenHeader {
+    number: i64,
+    date: i64,
+    period: i64,
+    voucher_type: Option<i64>,
+    text: Option<String>,
+}
+
+/// Headers of one company's year, collected during its line pass.
+pub struct Collector {
+    company: String,
+    year: i32,
+    file: BufWriter<File>,
+    open: Option<OpenHeader>,
+    written: u64,
+    /// Set when the line stream ended normally; only then are the headers whole.
+    complete: bool,
+    failed: Option<String>,
+}
+
+/// The collector shared by the line mapper, the stream and the plugin.
+pub type SharedCollector = Arc<Mutex<Option<Collector>>>;
+
+fn lock(shared: &SharedCollector) -> std::sync::MutexGuard<'_, Option<Collector>> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Collector {
+    /// A collector for a company's year, spilling to a new unlinked temporary file.
+    pub fn new(company: &str, year: i32) -> std::io::Result<Self> {
+        Ok(Self {
+            company: company.to_owned(),
+            year,
+            file: BufWriter::new(tempfile::tempfile()?),
+            open: None,
+            written: 0,
+            complete: false,
+            failed: None,
+        })
+    }
+
+    /// Folds one voucher-line row into the current header.
+    pub fn observe(&mut self, row: &Row<'_>, columns: &HeaderColumns) -> Result<(), PluginError> {
+        let number = row.int(columns.voucher, "AcTr.VoNo")?;
+        let date = row.int(columns.date, "AcTr.VoDt")?;
+        let period = row.int(columns.period, "AcTr.AcYrPr")?;
+        let voucher_type = row.opt_int(columns.voucher_type, "AcTr.VoTp")?;
+        let text = row.trimmed(columns.text)?;
+        match &mut self.open {
+            Some(open) if open.number == number => {
+                open.date = open.date.min(date);
+                open.period = open.period.min(period);
+                open.voucher_type = min_option(open.voucher_type, voucher_type);
+                if let Some(text) = text {
+                    if open.text.as_deref().is_none_or(|current| text < current) {
+                        open.text = Some(text.to_owned());
+                    }
+                }
+            }
+            _ => {
+                let next = OpenHeader { number, date, period, voucher_type, text: text.map(str::to_owned) };
+                if let Some(done) = self.open.replace(next) {
+                    self.write(done)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, header: OpenHeader) -> Result<(), PluginError> {
+        let voucher = voucher(header)?;
+        let bytes = postcard::to_stdvec(&voucher).map_err(|e| spill_error(&e.to_string()))?;
+        let length = u32::try_from(bytes.len()).map_err(|_| spill_error("header too large"))?;
+        self.file
+            .write_all(&length.to_le_bytes())
+            .and_then(|_| self.file.write_all(&bytes))
+            .map_err(|e| spill_error(&e.to_string()))?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// The headers as batches, if this collector holds the whole year of `company`.
+    fn into_batches(mut self, company: &str, year: i32) -> Option<Result<Batches, PluginError>> {
+        if !self.complete || self.failed.is_some() || self.company != company || self.year != year {
+            return None;
+        }
+        let finish = || -> Result<Batches, PluginError> {
+            if let Some(last) = self.open.take() {
+                self.write(last)?;
+            }
+            let mut file = self.file.into_inner().map_err(|e| spill_error(&e.to_string()))?;
+            file.rewind().map_err(|e| spill_error(&e.to_string()))?;
+            Ok(Box::new(HeaderBatches { reader: BufReader::new(file), left: self.written }))
+        };
+        Some(finish())
+    }
+}
+
+fn min_option(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn spill_error(detail: &str) -> PluginError {
+    PluginError::new(
+        ErrorKind::INTERNAL,
+        format!("could not spill voucher headers to a temporary file: {detail}"),
+        "Check that the temporary folder (TMPDIR) is writable and has room.",
+    )
+}
+
+/// Maps a folded header as [`crate::queries::voucher`] maps a row of the query.
+fn voucher(header: OpenHeader) -> Result<Voucher, PluginError> {
+    let date = convert::date_yyyymmdd(&header.date.to_string(), "AcTr.VoDt")?
+        .ok_or_else(|| crate::queries::missing_date("AcTr.VoDt"))?;
+    let (year, period) = convert::year_period(&header.period.to_string(), "AcTr.AcYrPr")?;
+    Ok(Voucher {
+        id: header.number.to_string(),
+        date,
+        period: Some(period).filter(|&p| p > 0),
+        voucher_type: header.voucher_type.map(|t| t.to_string()),
+        description: header.text,
+        source_key: format!("AcTr/{year}/VoNo={}", header.number),
+    })
+}
+
+/// Starts collecting for a line pass; replaces any earlier collector.
+pub fn start(shared: &SharedCollector, company: &str, year: i32) -> Result<(), PluginError> {
+    let collector = Collector::new(company, year).map_err(|e| spill_error(&e.to_string()))?;
+    *lock(shared) = Some(collector);
+    Ok(())
+}
+
+/// Folds a row into the shared collector; a spill failure only disables it (the
+/// vouchers are then read with the query).
+pub fn observe(shared: &SharedCollector, row: &Row<'_>, columns: &HeaderColumns) -> Result<(), PluginError> {
+    if let Some(collector) = lock(shared).as_mut().filter(|c| c.failed.is_none()) {
+        if let Err(e) = collector.observe(row, columns) {
+            if e.kind == ErrorKind::DATA {
+                return Err(e);
+            }
+            collector.failed = Some(e.message.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The line stream, marking the collector complete when it ends normally.
+pub fn completing(shared: SharedCollector, mut lines: Batches) -> Batches {
+    let mut failed = false;
+    Box::new(std::iter::from_fn(move || match lines.next() {
+        Some(Err(e)) => {
+            failed = true;
+            *lock(&shared) = None;
+            Some(Err(e))
+        }
+        Some(ok) => Some(ok),
+        None => {
+            if !failed {
+                if let Some(collector) = lock(&shared).as_mut() {
+                    collector.complete = true;
+                }
+            }
+            None
+        }
+    }))
+}
+
+/// The collected headers of `company`'s `year`, if its line pass completed.
+pub fn take(shared: &SharedCollector, company: &str, year: i32) -> Option<Result<Batches, PluginError>> {
+    lock(shared).take()?.into_batches(company, year)
+}
+
+/// Reads spilled headers back in batches.
+struct HeaderBatches {
+    reader: BufReader<File>,
+    left: u64,
+}
+
+impl HeaderBatches {
+    fn read_one(&mut self) -> Result<Voucher, PluginError> {
+        let mut length = [0u8; 4];
+        self.reader.read_exact(&mut length).map_err(|e| spill_error(&e.to_string()))?;
+        let mut bytes = vec![0u8; u32::from_le_bytes(length) as usize];
+        self.reader.read_exact(&mut bytes).map_err(|e| spill_error(&e.to_string()))?;
+        postcard::from_bytes(&bytes).map_err(|e| spill_error(&e.to_string()))
+    }
+}
+
+impl Iterator for HeaderBatches {
+    type Item = Result<RecordBatch, PluginError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let n = self.left.min(BATCH as u64) as usize;
+        let batch: Result<Vec<Voucher>, PluginError> = (0..n).map(|_| self.read_one()).collect();
+        self.left -= n as u64;
+        if batch.is_err() {
+            self.left = 0;
+        }
+        Some(batch.map(RecordBatch::Vouchers))
+    }
+}
