@@ -203,7 +203,7 @@ pub fn sync_source(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     // Deliver what earlier runs left in the spool first.
-    let hub_down = Mutex::new(upload_pending(ctx, &spec.tenant, &mut report).err());
+    let mut hub_down = upload_pending(ctx, &spec.tenant, &mut report).err();
     let companies = source.companies()?;
     report.companies = companies.clone();
     let selected = select(companies, spec, request)?;
@@ -218,11 +218,11 @@ pub fn sync_source(
         let upload_state = ctx.state.reopen()?;
         let (agent_id, spool, hub, cancel, quiet) =
             (ctx.agent_id, ctx.spool, ctx.hub, ctx.cancel.clone(), ctx.quiet);
-        let (hub_down, record, in_flight) = (&hub_down, &record, &in_flight);
+        let (record, in_flight) = (&record, &in_flight);
         let uploader = scope.spawn(move || {
             let ctx = SyncContext { agent_id, state: &upload_state, spool, hub, cancel, quiet };
             for (index, entry) in uploads {
-                let outcome = deliver_unless_down(&ctx, &entry, hub_down);
+                let outcome = deliver_unless_down(&ctx, &entry, &mut hub_down);
                 record(index, entry.key(), outcome);
                 in_flight.finished();
             }
@@ -239,8 +239,11 @@ pub fn sync_source(
                     Prepared::Done(outcome) => record(index, key, outcome),
                     Prepared::Spooled(entry) => {
                         in_flight.started();
-                        // Fails only if the uploader panicked, which `join` re-raises below.
-                        let _ = to_upload.send((index, entry));
+                        if to_upload.send((index, entry)).is_err() {
+                            // The uploader panicked; `join` re-raises it below.
+                            in_flight.finished();
+                            break;
+                        }
                     }
                 }
                 if ctx.cancel.is_cancelled() {
@@ -303,10 +306,9 @@ fn spool_has_room(ctx: &SyncContext<'_>, in_flight: &InFlight) -> bool {
 fn deliver_unless_down(
     ctx: &SyncContext<'_>,
     entry: &SpoolEntry,
-    hub_down: &Mutex<Option<String>>,
+    hub_down: &mut Option<String>,
 ) -> YearOutcome {
-    let mut down = hub_down.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(reason) = down.as_ref() {
+    if let Some(reason) = hub_down.as_ref() {
         return YearOutcome::Spooled { reason: reason.clone() };
     }
     if ctx.cancel.is_cancelled() {
@@ -316,7 +318,7 @@ fn deliver_unless_down(
         Ok(outcome) => outcome,
         Err(HubError::Spool(e)) => YearOutcome::Failed { error: e.to_string() },
         Err(e) if e.is_transient() => {
-            *down = Some(e.to_string());
+            *hub_down = Some(e.to_string());
             YearOutcome::Spooled { reason: e.to_string() }
         }
         Err(e) => YearOutcome::Failed { error: e.to_string() },

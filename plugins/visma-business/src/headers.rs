@@ -9,7 +9,7 @@
 //! and year then reads that file; in any other order it runs the query.
 
 use ledgerlink_odbc_common::{convert, Row};
-use ledgerlink_plugin_api::canonical::{RecordBatch, Voucher};
+use ledgerlink_plugin_api::canonical::{NaiveDate, RecordBatch, Voucher};
 use ledgerlink_plugin_api::sdk::Batches;
 use ledgerlink_plugin_api::{ErrorKind, PluginError};
 use std::fs::File;
@@ -19,12 +19,9 @@ use std::sync::{Arc, Mutex};
 /// Headers per batch when they are read back.
 const BATCH: usize = 8_192;
 
-/// The columns of the voucher-line query a header is made of.
+/// The columns of the voucher-line query a header is made of, besides the
+/// voucher number and date (which the line mapper reads anyway and passes in).
 pub struct HeaderColumns {
-    /// `VoNo`.
-    pub voucher: usize,
-    /// `VoDt`.
-    pub date: usize,
     /// `AcYrPr`.
     pub period: usize,
     /// `VoTp`.
@@ -36,8 +33,9 @@ pub struct HeaderColumns {
 /// The header being folded: `MIN` of each column over the voucher's lines.
 struct OpenHeader {
     number: i64,
-    date: i64,
-    period: i64,
+    date: NaiveDate,
+    /// (year, period) of `AcYrPr`; ordered as `AcYrPr` is.
+    period: (i32, u8),
     voucher_type: Option<i64>,
     text: Option<String>,
 }
@@ -75,11 +73,15 @@ impl Collector {
         })
     }
 
-    /// Folds one voucher-line row into the current header.
-    pub fn observe(&mut self, row: &Row<'_>, columns: &HeaderColumns) -> Result<(), PluginError> {
-        let number = row.int(columns.voucher, "AcTr.VoNo")?;
-        let date = row.int(columns.date, "AcTr.VoDt")?;
-        let period = row.int(columns.period, "AcTr.AcYrPr")?;
+    /// Folds one voucher-line row (of voucher `number`, dated `date`) into the current header.
+    fn observe(
+        &mut self,
+        number: i64,
+        date: NaiveDate,
+        row: &Row<'_>,
+        columns: &HeaderColumns,
+    ) -> Result<(), PluginError> {
+        let period = convert::year_period(row.required(columns.period, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?;
         let voucher_type = row.opt_int(columns.voucher_type, "AcTr.VoTp")?;
         let text = row.trimmed(columns.text)?;
         match &mut self.open {
@@ -104,13 +106,19 @@ impl Collector {
     }
 
     fn write(&mut self, header: OpenHeader) -> Result<(), PluginError> {
-        let voucher = voucher(header)?;
-        let bytes = postcard::to_stdvec(&voucher).map_err(|e| spill_error(&e.to_string()))?;
+        let voucher = crate::queries::voucher_header(
+            header.number,
+            header.date,
+            header.period,
+            header.voucher_type.map(|t| t.to_string()),
+            header.text,
+        );
+        let bytes = postcard::to_stdvec(&voucher).map_err(spill_error)?;
         let length = u32::try_from(bytes.len()).map_err(|_| spill_error("header too large"))?;
         self.file
             .write_all(&length.to_le_bytes())
             .and_then(|_| self.file.write_all(&bytes))
-            .map_err(|e| spill_error(&e.to_string()))?;
+            .map_err(spill_error)?;
         self.written += 1;
         Ok(())
     }
@@ -124,8 +132,8 @@ impl Collector {
             if let Some(last) = self.open.take() {
                 self.write(last)?;
             }
-            let mut file = self.file.into_inner().map_err(|e| spill_error(&e.to_string()))?;
-            file.rewind().map_err(|e| spill_error(&e.to_string()))?;
+            let mut file = self.file.into_inner().map_err(spill_error)?;
+            file.rewind().map_err(spill_error)?;
             Ok(Box::new(HeaderBatches { reader: BufReader::new(file), left: self.written }))
         };
         Some(finish())
@@ -139,7 +147,7 @@ fn min_option(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-fn spill_error(detail: &str) -> PluginError {
+fn spill_error(detail: impl std::fmt::Display) -> PluginError {
     PluginError::new(
         ErrorKind::INTERNAL,
         format!("could not spill voucher headers to a temporary file: {detail}"),
@@ -147,33 +155,24 @@ fn spill_error(detail: &str) -> PluginError {
     )
 }
 
-/// Maps a folded header as [`crate::queries::voucher`] maps a row of the query.
-fn voucher(header: OpenHeader) -> Result<Voucher, PluginError> {
-    let date = convert::date_yyyymmdd(&header.date.to_string(), "AcTr.VoDt")?
-        .ok_or_else(|| crate::queries::missing_date("AcTr.VoDt"))?;
-    let (year, period) = convert::year_period(&header.period.to_string(), "AcTr.AcYrPr")?;
-    Ok(Voucher {
-        id: header.number.to_string(),
-        date,
-        period: Some(period).filter(|&p| p > 0),
-        voucher_type: header.voucher_type.map(|t| t.to_string()),
-        description: header.text,
-        source_key: format!("AcTr/{year}/VoNo={}", header.number),
-    })
-}
-
 /// Starts collecting for a line pass; replaces any earlier collector.
 pub fn start(shared: &SharedCollector, company: &str, year: i32) -> Result<(), PluginError> {
-    let collector = Collector::new(company, year).map_err(|e| spill_error(&e.to_string()))?;
+    let collector = Collector::new(company, year).map_err(spill_error)?;
     *lock(shared) = Some(collector);
     Ok(())
 }
 
-/// Folds a row into the shared collector; a spill failure only disables it (the
-/// vouchers are then read with the query).
-pub fn observe(shared: &SharedCollector, row: &Row<'_>, columns: &HeaderColumns) -> Result<(), PluginError> {
+/// Folds a row of voucher `number`, dated `date`, into the shared collector; a
+/// spill failure only disables it (the vouchers are then read with the query).
+pub fn observe(
+    shared: &SharedCollector,
+    number: i64,
+    date: NaiveDate,
+    row: &Row<'_>,
+    columns: &HeaderColumns,
+) -> Result<(), PluginError> {
     if let Some(collector) = lock(shared).as_mut().filter(|c| c.failed.is_none()) {
-        if let Err(e) = collector.observe(row, columns) {
+        if let Err(e) = collector.observe(number, date, row, columns) {
             if e.kind == ErrorKind::DATA {
                 return Err(e);
             }
@@ -204,9 +203,19 @@ pub fn completing(shared: SharedCollector, mut lines: Batches) -> Batches {
     }))
 }
 
-/// The collected headers of `company`'s `year`, if its line pass completed.
-pub fn take(shared: &SharedCollector, company: &str, year: i32) -> Option<Result<Batches, PluginError>> {
-    lock(shared).take()?.into_batches(company, year)
+/// The collected headers of `company`'s `year`, if its line pass completed;
+/// `warn` hears why a collection that failed to spill is not used.
+pub fn take(
+    shared: &SharedCollector,
+    company: &str,
+    year: i32,
+    warn: impl FnOnce(&str),
+) -> Option<Result<Batches, PluginError>> {
+    let collector = lock(shared).take()?;
+    if let Some(reason) = &collector.failed {
+        warn(&format!("voucher headers are read with a second query: {reason}"));
+    }
+    collector.into_batches(company, year)
 }
 
 /// Reads spilled headers back in batches.
@@ -218,10 +227,10 @@ struct HeaderBatches {
 impl HeaderBatches {
     fn read_one(&mut self) -> Result<Voucher, PluginError> {
         let mut length = [0u8; 4];
-        self.reader.read_exact(&mut length).map_err(|e| spill_error(&e.to_string()))?;
+        self.reader.read_exact(&mut length).map_err(spill_error)?;
         let mut bytes = vec![0u8; u32::from_le_bytes(length) as usize];
-        self.reader.read_exact(&mut bytes).map_err(|e| spill_error(&e.to_string()))?;
-        postcard::from_bytes(&bytes).map_err(|e| spill_error(&e.to_string()))
+        self.reader.read_exact(&mut bytes).map_err(spill_error)?;
+        postcard::from_bytes(&bytes).map_err(spill_error)
     }
 }
 

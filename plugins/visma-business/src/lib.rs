@@ -270,7 +270,9 @@ impl Plugin for VismaBusiness {
                     cancel,
                 )
             }
-            Entity::Vouchers => match headers::take(&self.headers, &request.company, year) {
+            Entity::Vouchers => match headers::take(&self.headers, &request.company, year, |w| {
+                self.host.warn(w)
+            }) {
                 Some(from_lines) => from_lines,
                 None => db.stream(&queries::vouchers(year), queries::voucher, RecordBatch::Vouchers, cancel),
             },

@@ -5,7 +5,9 @@
 
 use crate::headers::{HeaderColumns, SharedCollector};
 use ledgerlink_odbc_common::{convert, Database, Row};
-use ledgerlink_plugin_api::canonical::{Account, DimensionRef, DimensionValue, Party, Voucher, VoucherLine};
+use ledgerlink_plugin_api::canonical::{
+    Account, DimensionRef, DimensionValue, NaiveDate, Party, Voucher, VoucherLine,
+};
 use ledgerlink_plugin_api::{ErrorKind, PluginError};
 
 /// Number of companies in the system database.
@@ -131,7 +133,7 @@ pub fn vouchers(year: i32) -> String {
     )
 }
 
-pub(crate) fn missing_date(what: &str) -> PluginError {
+fn missing_date(what: &str) -> PluginError {
     PluginError::new(
         ErrorKind::DATA,
         format!("{what} is 0 (no date)"),
@@ -141,18 +143,37 @@ pub(crate) fn missing_date(what: &str) -> PluginError {
 
 /// Maps a row of [`vouchers`].
 pub fn voucher(row: &Row<'_>) -> Result<Voucher, PluginError> {
-    let number = row.int(0, "AcTr.VoNo")?;
-    let date = convert::date_yyyymmdd(row.required(1, "AcTr.VoDt")?, "AcTr.VoDt")?
-        .ok_or_else(|| missing_date("AcTr.VoDt"))?;
-    let (year, period) = convert::year_period(row.required(2, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?;
-    Ok(Voucher {
+    Ok(voucher_header(
+        row.int(0, "AcTr.VoNo")?,
+        voucher_date(row, 1)?,
+        convert::year_period(row.required(2, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?,
+        row.opt_string(3)?,
+        row.opt_string(4)?,
+    ))
+}
+
+/// A voucher header, whether read with [`vouchers`] or folded out of the line pass.
+pub fn voucher_header(
+    number: i64,
+    date: NaiveDate,
+    (year, period): (i32, u8),
+    voucher_type: Option<String>,
+    description: Option<String>,
+) -> Voucher {
+    Voucher {
         id: number.to_string(),
         date,
         period: Some(period).filter(|&p| p > 0),
-        voucher_type: row.opt_string(3)?,
-        description: row.opt_string(4)?,
+        voucher_type,
+        description,
         source_key: format!("AcTr/{year}/VoNo={number}"),
-    })
+    }
+}
+
+/// `VoDt` of a row; 0 (no date) is an error.
+fn voucher_date(row: &Row<'_>, column: usize) -> Result<NaiveDate, PluginError> {
+    convert::date_yyyymmdd(row.required(column, "AcTr.VoDt")?, "AcTr.VoDt")?
+        .ok_or_else(|| missing_date("AcTr.VoDt"))
 }
 
 /// General-ledger lines of a year, grouped by voucher.
@@ -169,8 +190,7 @@ pub fn voucher_lines(year: i32) -> String {
 }
 
 /// Where the voucher header's columns are in a [`voucher_lines`] row.
-const HEADER_COLUMNS: HeaderColumns =
-    HeaderColumns { voucher: 0, date: 4, period: 24, voucher_type: 25, text: 5 };
+const HEADER_COLUMNS: HeaderColumns = HeaderColumns { period: 24, voucher_type: 25, text: 5 };
 
 /// A mapper of [`voucher_lines`] rows that numbers lines within each voucher,
 /// keeps foreign-currency amounts only for currencies other than the company's,
@@ -182,8 +202,9 @@ pub fn line_mapper(
     let mut current_voucher = i64::MIN;
     let mut line_no = 0u32;
     move |row| {
-        crate::headers::observe(&headers, row, &HEADER_COLUMNS)?;
         let voucher = row.int(0, "AcTr.VoNo")?;
+        let date = voucher_date(row, 4)?;
+        crate::headers::observe(&headers, voucher, date, row, &HEADER_COLUMNS)?;
         if voucher != current_voucher {
             current_voucher = voucher;
             line_no = 0;
@@ -208,8 +229,7 @@ pub fn line_mapper(
             voucher_id: voucher.to_string(),
             line_no,
             account_id: row.int(3, "AcTr.AcNo")?.to_string(),
-            date: convert::date_yyyymmdd(row.required(4, "AcTr.VoDt")?, "AcTr.VoDt")?
-                .ok_or_else(|| missing_date("AcTr.VoDt"))?,
+            date,
             description: row.opt_string(5)?,
             amount: row.decimal(6, 2, "AcTr.AcAm")?,
             currency,
