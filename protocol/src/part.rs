@@ -116,9 +116,9 @@ impl std::fmt::Debug for PartWriter {
 }
 
 impl PartWriter {
-    /// A writer for records of `entity` at the default compression level (3).
+    /// A writer for records of `entity` at the default compression level (1).
     pub fn new(entity: Entity) -> Result<Self, PartError> {
-        Self::with_level(entity, 3)
+        Self::with_level(entity, 1)
     }
 
     /// A writer at a given zstd level (1–22).
