@@ -6,17 +6,21 @@
 //!   name the source and say what to do;
 //! - [`Database::stream`]: columnar bulk fetch into batches, with a buffer bounded
 //!   in rows *and* bytes, cancellation and query timeouts;
+//! - [`stream_lanes`]: one large ordered read split into key ranges over parallel
+//!   connections, the output unchanged;
 //! - [`convert`]: the ERPs' encodings (int yyyymmdd dates, CHAR padding, exact decimals);
 //! - [`ChangeToken`]: building change tokens from aggregate rows.
 
 pub mod convert;
 mod database;
 mod errors;
+mod lanes;
 mod settings;
 mod token;
 
 pub use database::{Database, Row};
 pub use errors::{missing_table_error, odbc_error};
+pub use lanes::stream_lanes;
 pub use settings::{ConnectionSettings, Dialect, Secret};
 pub use token::ChangeToken;
 

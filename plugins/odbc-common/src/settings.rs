@@ -73,6 +73,13 @@ pub struct ConnectionSettings {
     /// Upper bound of the two fetch buffers together, in bytes.
     #[serde(default = "default_fetch_buffer_bytes")]
     pub fetch_buffer_bytes: usize,
+    /// Parallel connections for a large ordered read (a year's ledger lines), each
+    /// reading one key range; the fetch budget above is shared among them.
+    #[serde(default = "default_lanes")]
+    pub lanes: usize,
+    /// Fewest rows per lane: a smaller read uses fewer lanes (down to one).
+    #[serde(default = "default_lane_min_rows")]
+    pub lane_min_rows: u64,
 }
 
 fn default_query_timeout() -> u64 {
@@ -85,7 +92,13 @@ fn default_fetch_rows() -> usize {
     10_000
 }
 fn default_fetch_buffer_bytes() -> usize {
-    8 * 1024 * 1024
+    4 * 1024 * 1024
+}
+fn default_lanes() -> usize {
+    2
+}
+fn default_lane_min_rows() -> u64 {
+    100_000
 }
 
 /// The database products whose drivers need different connection strings.
@@ -120,9 +133,29 @@ impl ConnectionSettings {
                 "query_timeout_secs": {"type": "integer", "minimum": 0, "default": 600},
                 "login_timeout_secs": {"type": "integer", "minimum": 0, "default": 15},
                 "fetch_rows": {"type": "integer", "minimum": 1, "default": 10000},
-                "fetch_buffer_bytes": {"type": "integer", "minimum": 1024, "default": 8388608}
+                "fetch_buffer_bytes": {"type": "integer", "minimum": 1024, "default": 8388608},
+                "lanes": {"type": "integer", "minimum": 1, "maximum": 16, "default": 2, "description": "Parallel connections for a year's ledger lines, each reading a key range"},
+                "lane_min_rows": {"type": "integer", "minimum": 1, "default": 100000, "description": "Fewest rows per lane; smaller years use fewer lanes"}
             }
         })
+    }
+
+    /// How many lanes a read of about `rows` rows uses: at most `lanes`, each with
+    /// at least `lane_min_rows` rows, never fewer than one.
+    pub fn lanes_for(&self, rows: u64) -> usize {
+        let by_size = usize::try_from(rows / self.lane_min_rows.max(1)).unwrap_or(usize::MAX);
+        self.lanes.min(by_size).max(1)
+    }
+
+    /// The settings of one of `lanes` connections reading at once: the fetch
+    /// budget (rows per round trip, buffer bytes) divided among them.
+    pub fn shared_by(&self, lanes: usize) -> Self {
+        let lanes = lanes.max(1);
+        Self {
+            fetch_rows: (self.fetch_rows / lanes).max(1),
+            fetch_buffer_bytes: (self.fetch_buffer_bytes / lanes).max(1024),
+            ..self.clone()
+        }
     }
 
     /// The dialect, from the driver name (or `Other` for a DSN).
@@ -243,6 +276,23 @@ mod tests {
 
     fn settings(json: &str) -> ConnectionSettings {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn lanes_follow_the_read_size_and_share_the_fetch_budget() {
+        let s = settings(r#"{"driver":"PostgreSQL Unicode","fetch_rows":10000}"#);
+        assert_eq!((s.lanes, s.lane_min_rows), (2, 100_000), "defaults");
+        assert_eq!(s.lanes_for(0), 1);
+        assert_eq!(s.lanes_for(199_999), 1, "two lanes need 100 000 rows each");
+        assert_eq!(s.lanes_for(200_000), 2);
+        assert_eq!(s.lanes_for(u64::MAX), 2, "never more than configured");
+        let lane = s.shared_by(2);
+        assert_eq!((lane.fetch_rows, lane.fetch_buffer_bytes), (5_000, s.fetch_buffer_bytes / 2));
+        assert!(lane.connection_string(None).contains("Fetch=5000;"), "each connection fetches its share");
+        let tiny =
+            settings(r#"{"dsn":"x","fetch_rows":1,"fetch_buffer_bytes":1024,"lanes":0,"lane_min_rows":0}"#);
+        assert_eq!(tiny.lanes_for(1_000_000), 1, "0 lanes reads as one");
+        assert_eq!((tiny.shared_by(4).fetch_rows, tiny.shared_by(4).fetch_buffer_bytes), (1, 1024));
     }
 
     #[test]

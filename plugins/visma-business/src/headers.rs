@@ -5,8 +5,11 @@
 //! lines before vouchers, so while the lines stream by (ordered by `VoNo`) the
 //! plugin folds each voucher's lines into its header — the same `MIN`s the query
 //! takes — and spills the headers to an unlinked temporary file (nothing to clean
-//! up after a crash, memory stays flat). `extract(vouchers)` of the same company
-//! and year then reads that file; in any other order it runs the query.
+//! up after a crash, memory stays flat). When the lines are read in lanes (key
+//! ranges over parallel connections) each lane folds into a collector of its own,
+//! and the lanes' headers are read back in lane order, which is `VoNo` order.
+//! `extract(vouchers)` of the same company and year then reads those files; in
+//! any other order it runs the query.
 
 use ledgerlink_odbc_common::{convert, Row};
 use ledgerlink_plugin_api::canonical::{NaiveDate, RecordBatch, Voucher};
@@ -40,37 +43,37 @@ struct OpenHeader {
     text: Option<String>,
 }
 
-/// Headers of one company's year, collected during its line pass.
+/// Headers of one lane of a company's year, collected during its line pass.
 pub struct Collector {
-    company: String,
-    year: i32,
     file: BufWriter<File>,
     open: Option<OpenHeader>,
     written: u64,
-    /// Set when the line stream ended normally; only then are the headers whole.
-    complete: bool,
     failed: Option<String>,
 }
 
-/// The collector shared by the line mapper, the stream and the plugin.
-pub type SharedCollector = Arc<Mutex<Option<Collector>>>;
+/// The collector of one lane, shared by its line mapper and the plugin.
+pub type LaneCollector = Arc<Mutex<Option<Collector>>>;
 
-fn lock(shared: &SharedCollector) -> std::sync::MutexGuard<'_, Option<Collector>> {
+/// The collectors of one company's year, one per lane in lane order.
+pub struct Collection {
+    company: String,
+    year: i32,
+    lanes: Vec<LaneCollector>,
+    /// Set when the line stream ended normally; only then are the headers whole.
+    complete: bool,
+}
+
+/// The collection shared by the line stream and the plugin.
+pub type SharedCollector = Arc<Mutex<Option<Collection>>>;
+
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Collector {
-    /// A collector for a company's year, spilling to a new unlinked temporary file.
-    pub fn new(company: &str, year: i32) -> std::io::Result<Self> {
-        Ok(Self {
-            company: company.to_owned(),
-            year,
-            file: BufWriter::new(tempfile::tempfile()?),
-            open: None,
-            written: 0,
-            complete: false,
-            failed: None,
-        })
+    /// A collector spilling to a new unlinked temporary file.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self { file: BufWriter::new(tempfile::tempfile()?), open: None, written: 0, failed: None })
     }
 
     /// Folds one voucher-line row (of voucher `number`, dated `date`) into the current header.
@@ -123,20 +126,14 @@ impl Collector {
         Ok(())
     }
 
-    /// The headers as batches, if this collector holds the whole year of `company`.
-    fn into_batches(mut self, company: &str, year: i32) -> Option<Result<Batches, PluginError>> {
-        if !self.complete || self.failed.is_some() || self.company != company || self.year != year {
-            return None;
+    /// The lane's headers as batches, the last open one written first.
+    fn into_batches(mut self) -> Result<HeaderBatches, PluginError> {
+        if let Some(last) = self.open.take() {
+            self.write(last)?;
         }
-        let finish = || -> Result<Batches, PluginError> {
-            if let Some(last) = self.open.take() {
-                self.write(last)?;
-            }
-            let mut file = self.file.into_inner().map_err(spill_error)?;
-            file.rewind().map_err(spill_error)?;
-            Ok(Box::new(HeaderBatches { reader: BufReader::new(file), left: self.written }))
-        };
-        Some(finish())
+        let mut file = self.file.into_inner().map_err(spill_error)?;
+        file.rewind().map_err(spill_error)?;
+        Ok(HeaderBatches { reader: BufReader::new(file), left: self.written })
     }
 }
 
@@ -155,23 +152,32 @@ fn spill_error(detail: impl std::fmt::Display) -> PluginError {
     )
 }
 
-/// Starts collecting for a line pass; replaces any earlier collector.
-pub fn start(shared: &SharedCollector, company: &str, year: i32) -> Result<(), PluginError> {
-    let collector = Collector::new(company, year).map_err(spill_error)?;
-    *lock(shared) = Some(collector);
-    Ok(())
+/// Starts collecting for a line pass read in `lanes` lanes; replaces any earlier
+/// collection. Returns each lane's collector, in lane order.
+pub fn start(
+    shared: &SharedCollector,
+    company: &str,
+    year: i32,
+    lanes: usize,
+) -> Result<Vec<LaneCollector>, PluginError> {
+    let lanes = (0..lanes.max(1))
+        .map(|_| Ok(Arc::new(Mutex::new(Some(Collector::new().map_err(spill_error)?)))))
+        .collect::<Result<Vec<LaneCollector>, PluginError>>()?;
+    let collection = Collection { company: company.to_owned(), year, lanes: lanes.clone(), complete: false };
+    *lock(shared) = Some(collection);
+    Ok(lanes)
 }
 
-/// Folds a row of voucher `number`, dated `date`, into the shared collector; a
+/// Folds a row of voucher `number`, dated `date`, into its lane's collector; a
 /// spill failure only disables it (the vouchers are then read with the query).
 pub fn observe(
-    shared: &SharedCollector,
+    lane: &LaneCollector,
     number: i64,
     date: NaiveDate,
     row: &Row<'_>,
     columns: &HeaderColumns,
 ) -> Result<(), PluginError> {
-    if let Some(collector) = lock(shared).as_mut().filter(|c| c.failed.is_none()) {
+    if let Some(collector) = lock(lane).as_mut().filter(|c| c.failed.is_none()) {
         if let Err(e) = collector.observe(number, date, row, columns) {
             if e.kind == ErrorKind::DATA {
                 return Err(e);
@@ -194,8 +200,8 @@ pub fn completing(shared: SharedCollector, mut lines: Batches) -> Batches {
         Some(ok) => Some(ok),
         None => {
             if !failed {
-                if let Some(collector) = lock(&shared).as_mut() {
-                    collector.complete = true;
+                if let Some(collection) = lock(&shared).as_mut() {
+                    collection.complete = true;
                 }
             }
             None
@@ -211,11 +217,21 @@ pub fn take(
     year: i32,
     warn: impl FnOnce(&str),
 ) -> Option<Result<Batches, PluginError>> {
-    let collector = lock(shared).take()?;
-    if let Some(reason) = &collector.failed {
-        warn(&format!("voucher headers are read with a second query: {reason}"));
+    let collection = lock(shared).take()?;
+    if !collection.complete || collection.company != company || collection.year != year {
+        return None;
     }
-    collector.into_batches(company, year)
+    let mut lanes = Vec::with_capacity(collection.lanes.len());
+    for lane in &collection.lanes {
+        let collector = lock(lane).take()?;
+        if let Some(reason) = &collector.failed {
+            warn(&format!("voucher headers are read with a second query: {reason}"));
+            return None;
+        }
+        lanes.push(collector);
+    }
+    let batches = lanes.into_iter().map(Collector::into_batches).collect::<Result<Vec<_>, _>>();
+    Some(batches.map(|lanes| -> Batches { Box::new(lanes.into_iter().flatten()) }))
 }
 
 /// Reads spilled headers back in batches.

@@ -52,6 +52,8 @@ pub struct VismaBusiness {
     host: Host,
     /// Change tokens computed with the fiscal-year list, each handed out once.
     tokens: Mutex<TokenCache>,
+    /// Size and voucher-number range of each company's years, for the lanes.
+    extents: Mutex<HashMap<(String, i32), queries::YearExtent>>,
     /// Voucher headers folded from the last voucher-line pass.
     headers: headers::SharedCollector,
 }
@@ -110,8 +112,12 @@ impl VismaBusiness {
     }
 
     /// The change token of every fiscal year with transactions, from one pass, and
-    /// the token of a year without any.
-    fn year_tokens(&self, db: &Database) -> Result<(BTreeMap<i32, String>, String), PluginError> {
+    /// the token of a year without any; remembers each year's extent for the lanes.
+    fn year_tokens(
+        &self,
+        company: &str,
+        db: &Database,
+    ) -> Result<(BTreeMap<i32, String>, String), PluginError> {
         let masters = db.query(queries::MASTER_AGGREGATES, |row| {
             (0..queries::MASTER_AGGREGATE_LABELS.len())
                 .map(|i| row.opt_string(i))
@@ -128,14 +134,44 @@ impl VismaBusiness {
             let values = (1..=queries::YEAR_AGGREGATE_LABELS.len())
                 .map(|i| row.trimmed(i))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((year, token(&values)))
+            let first = queries::YEAR_FIRST_VOUCHER_COLUMN;
+            let extent =
+                match (row.opt_int(first, "MIN(AcTr.VoNo)")?, row.opt_int(first + 1, "MAX(AcTr.VoNo)")?) {
+                    (Some(low), Some(high)) => Some(queries::YearExtent {
+                        lines: row.int(1, "COUNT(*)")?.try_into().unwrap_or(0),
+                        vouchers: (low, high),
+                    }),
+                    _ => None,
+                };
+            Ok((year, token(&values), extent))
         })?;
+        let mut extents = self.extents.lock().unwrap_or_else(|e| e.into_inner());
+        for (year, _, extent) in &years {
+            match extent {
+                Some(extent) => extents.insert((company.to_owned(), *year), *extent),
+                None => extents.remove(&(company.to_owned(), *year)),
+            };
+        }
         let empty = token(&[Some("0")]);
-        Ok((years.into_iter().collect(), empty))
+        Ok((years.into_iter().map(|(year, token, _)| (year, token)).collect(), empty))
+    }
+
+    /// The voucher-line queries of a year, one per lane: as many lanes as the
+    /// settings allow for the year's size (known from the fiscal-year pass), else one.
+    fn voucher_line_lanes(&self, company: &str, year: i32) -> Vec<String> {
+        let extent =
+            self.extents.lock().unwrap_or_else(|e| e.into_inner()).get(&(company.to_owned(), year)).copied();
+        match extent {
+            Some(extent) => {
+                let lanes = self.settings.connection.lanes_for(extent.lines);
+                queries::voucher_line_lanes(year, extent.vouchers, lanes)
+            }
+            None => vec![queries::voucher_lines(year)],
+        }
     }
 
     fn fiscal_years(&self, company: &str, db: &Database) -> Result<Vec<FiscalYear>, PluginError> {
-        let (tokens, _) = self.year_tokens(db)?;
+        let (tokens, _) = self.year_tokens(company, db)?;
         self.tokens.lock().unwrap_or_else(|e| e.into_inner()).store(company, &tokens);
         tokens
             .keys()
@@ -192,7 +228,13 @@ impl Plugin for VismaBusiness {
             "Visma Business source on {}",
             settings.connection.redacted_connection_string(Some(&settings.system_database))
         ));
-        Ok(Self { settings, host, tokens: Mutex::default(), headers: Default::default() })
+        Ok(Self {
+            settings,
+            host,
+            tokens: Mutex::default(),
+            extents: Mutex::default(),
+            headers: Default::default(),
+        })
     }
 
     fn check(&self) -> Result<String, PluginError> {
@@ -230,7 +272,7 @@ impl Plugin for VismaBusiness {
         {
             return Ok(token);
         }
-        let (mut tokens, empty_year) = self.year_tokens(&self.open_company(company)?)?;
+        let (mut tokens, empty_year) = self.year_tokens(company, &self.open_company(company)?)?;
         let token = tokens.remove(&fiscal_year).unwrap_or(empty_year);
         self.tokens.lock().unwrap_or_else(|e| e.into_inner()).store(company, &tokens);
         Ok(token)
@@ -277,13 +319,28 @@ impl Plugin for VismaBusiness {
                 None => db.stream(&queries::vouchers(year), queries::voucher, RecordBatch::Vouchers, cancel),
             },
             Entity::VoucherLines => {
-                headers::start(&self.headers, &request.company, year)?;
-                let lines = db.stream(
-                    &queries::voucher_lines(year),
-                    queries::line_mapper(company, self.headers.clone()),
-                    RecordBatch::VoucherLines,
-                    cancel,
-                )?;
+                let lanes = self.voucher_line_lanes(&request.company, year);
+                if lanes.len() > 1 {
+                    self.host.debug(&format!("reading the lines of {year} in {} lanes", lanes.len()));
+                }
+                let collectors = headers::start(&self.headers, &request.company, year, lanes.len())?;
+                let mapper = |lane: usize| queries::line_mapper(company.clone(), collectors[lane].clone());
+                let lines = if let [query] = lanes.as_slice() {
+                    db.stream(query, mapper(0), RecordBatch::VoucherLines, cancel)?
+                } else {
+                    let database = self.company_database(&request.company)?;
+                    drop(db);
+                    let connection = &self.settings.connection;
+                    let wrap = RecordBatch::VoucherLines;
+                    ledgerlink_odbc_common::stream_lanes(
+                        connection,
+                        Some(&database),
+                        lanes,
+                        mapper,
+                        wrap,
+                        cancel,
+                    )?
+                };
                 Ok(headers::completing(self.headers.clone(), lines))
             }
             other => Err(ledgerlink_odbc_common::unsupported_entity(ERP, other)),

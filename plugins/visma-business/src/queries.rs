@@ -3,7 +3,7 @@
 //! Identifiers are unquoted so the same text runs on SQL Server, PostgreSQL
 //! (which folds them to lower case) and SQLite. Columns are always named.
 
-use crate::headers::{HeaderColumns, SharedCollector};
+use crate::headers::{HeaderColumns, LaneCollector};
 use ledgerlink_odbc_common::{convert, Database, Row};
 use ledgerlink_plugin_api::canonical::{
     Account, DimensionRef, DimensionValue, NaiveDate, Party, Voucher, VoucherLine,
@@ -28,14 +28,29 @@ pub fn company_currency(number: i64) -> String {
 /// Stamped rows are covered by their count, amount sum and newest stamp (Visma
 /// stamps every change); rows never stamped (`ChDt = 0`) cannot be dated, so they
 /// also enter with a content checksum: any change to them changes the token.
+/// The last two columns, the lowest and highest voucher number, are not part of
+/// the token: they only place the lanes' key ranges ([`voucher_line_lanes`]).
 pub const YEAR_AGGREGATES: &str =
     "SELECT AcYrPr / 100, COUNT(*), SUM(AcAm), MAX(CAST(ChDt AS BIGINT) * 10000 + ChTm),
         SUM(CASE WHEN ChDt = 0 THEN 1 ELSE 0 END),
-        SUM(CASE WHEN ChDt = 0 THEN AcAm * (JNo % 89 + 1) + AcNo + VoNo ELSE 0 END)
+        SUM(CASE WHEN ChDt = 0 THEN AcAm * (JNo % 89 + 1) + AcNo + VoNo ELSE 0 END),
+        MIN(VoNo), MAX(VoNo)
      FROM AcTr WHERE AcYrPr > 0 GROUP BY AcYrPr / 100 ORDER BY 1";
 
 /// Labels of the [`YEAR_AGGREGATES`] columns after the year, in the token.
 pub const YEAR_AGGREGATE_LABELS: [&str; 5] = ["lines", "sum", "max_change", "unstamped", "unstamped_sum"];
+
+/// Where the lowest voucher number is in a [`YEAR_AGGREGATES`] row (the highest follows).
+pub const YEAR_FIRST_VOUCHER_COLUMN: usize = 6;
+
+/// A year's size and voucher-number range, from [`YEAR_AGGREGATES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YearExtent {
+    /// Lines in the year.
+    pub lines: u64,
+    /// Lowest and highest `VoNo`.
+    pub vouchers: (i64, i64),
+}
 
 /// Aggregates of the master data every year's token includes.
 pub const MASTER_AGGREGATES: &str = "SELECT (SELECT COUNT(*) FROM Ac),
@@ -178,15 +193,46 @@ fn voucher_date(row: &Row<'_>, column: usize) -> Result<NaiveDate, PluginError> 
 
 /// General-ledger lines of a year, grouped by voucher.
 pub fn voucher_lines(year: i32) -> String {
+    voucher_lines_where(year, "")
+}
+
+fn voucher_lines_where(year: i32, voucher_range: &str) -> String {
     let dims: Vec<String> = (1..=12).map(|n| format!("t.R{n}")).collect();
     format!(
         "SELECT t.VoNo, t.JNo, t.EntNo, t.AcNo, t.VoDt, t.Txt, t.AcAm, c.ISO, t.CurAm, t.TxCd, t.Cust, t.Sup, {},
                 t.AcYrPr, t.VoTp
          FROM AcTr t LEFT JOIN Cur c ON c.CurNo = t.Cur
-         WHERE t.{} ORDER BY t.VoNo, t.JNo, t.EntNo",
+         WHERE t.{}{voucher_range} ORDER BY t.VoNo, t.JNo, t.EntNo",
         dims.join(", "),
         period_range(year)
     )
+}
+
+/// The [`voucher_lines`] of a year split into `lanes` voucher-number ranges of
+/// equal width over `first..=last`, in order. The first range is open downwards
+/// (and takes rows without a voucher number), the last upwards, so every row is
+/// in exactly one range even if vouchers were added since the range was measured.
+pub fn voucher_line_lanes(year: i32, (first, last): (i64, i64), lanes: usize) -> Vec<String> {
+    let lanes = lanes.max(1);
+    let width = i128::from(last) - i128::from(first) + 1;
+    let bounds: Vec<i64> = (1..lanes)
+        .map(|i| i128::from(first) + width * i as i128 / lanes as i128)
+        .map(|b| i64::try_from(b).unwrap_or(i64::MAX))
+        .collect();
+    if bounds.is_empty() || bounds.windows(2).any(|w| w[0] >= w[1]) || bounds[0] <= first {
+        return vec![voucher_lines(year)];
+    }
+    (0..lanes)
+        .map(|lane| {
+            let range = match (lane.checked_sub(1).map(|i| bounds[i]), bounds.get(lane)) {
+                (None, Some(upper)) => format!(" AND (t.VoNo < {upper} OR t.VoNo IS NULL)"),
+                (Some(lower), Some(upper)) => format!(" AND t.VoNo >= {lower} AND t.VoNo < {upper}"),
+                (Some(lower), None) => format!(" AND t.VoNo >= {lower}"),
+                (None, None) => String::new(),
+            };
+            voucher_lines_where(year, &range)
+        })
+        .collect()
 }
 
 /// Where the voucher header's columns are in a [`voucher_lines`] row.
@@ -197,7 +243,7 @@ const HEADER_COLUMNS: HeaderColumns = HeaderColumns { period: 24, voucher_type: 
 /// and folds every row into the voucher headers being collected.
 pub fn line_mapper(
     company_currency: String,
-    headers: SharedCollector,
+    headers: LaneCollector,
 ) -> impl FnMut(&Row<'_>) -> Result<VoucherLine, PluginError> + Send {
     let mut current_voucher = i64::MIN;
     let mut line_no = 0u32;
@@ -241,5 +287,59 @@ pub fn line_mapper(
             supplier_id: positive(11, "AcTr.Sup")?,
             source_key: format!("AcTr/JNo={journal}/EntNo={entry}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lane of `queries` whose voucher-number range holds `voucher`.
+    fn lanes_holding(queries: &[String], voucher: i64) -> Vec<usize> {
+        let bound = |query: &str, marker: &str| -> Option<i64> {
+            let at = query.find(marker)? + marker.len();
+            query[at..].split(|c: char| !c.is_ascii_digit() && c != '-').next()?.parse().ok()
+        };
+        (0..queries.len())
+            .filter(|&lane| {
+                let q = &queries[lane];
+                bound(q, "t.VoNo >= ").is_none_or(|low| voucher >= low)
+                    && bound(q, "t.VoNo < ").is_none_or(|high| voucher < high)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lanes_split_the_voucher_range_and_every_voucher_is_in_exactly_one() {
+        let lanes = voucher_line_lanes(2025, (1, 100), 3);
+        assert_eq!(lanes.len(), 3);
+        assert!(lanes[0].contains("AND (t.VoNo < 34 OR t.VoNo IS NULL) ORDER BY"), "{}", lanes[0]);
+        assert!(lanes[1].contains("AND t.VoNo >= 34 AND t.VoNo < 67 ORDER BY"), "{}", lanes[1]);
+        assert!(lanes[2].contains("AND t.VoNo >= 67 ORDER BY"), "{}", lanes[2]);
+        for voucher in -5..110 {
+            assert_eq!(
+                lanes_holding(&lanes, voucher).len(),
+                1,
+                "voucher {voucher}, also outside the measured range"
+            );
+        }
+        for lane in &lanes {
+            assert!(
+                lane.starts_with(&voucher_lines(2025)[..40])
+                    && lane.contains("AcYrPr BETWEEN 202500 AND 202599")
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_too_narrow_for_the_lanes_read_in_one_and_extremes_do_not_overflow() {
+        assert_eq!(voucher_line_lanes(2025, (5, 5), 3), vec![voucher_lines(2025)]);
+        assert_eq!(voucher_line_lanes(2025, (1, 2), 3), vec![voucher_lines(2025)]);
+        assert_eq!(voucher_line_lanes(2025, (1, 100), 1), vec![voucher_lines(2025)]);
+        let wide = voucher_line_lanes(2025, (i64::MIN, i64::MAX), 4);
+        assert_eq!(wide.len(), 4);
+        for voucher in [i64::MIN, -1, 0, 1, i64::MAX] {
+            assert_eq!(lanes_holding(&wide, voucher).len(), 1, "voucher {voucher}");
+        }
     }
 }

@@ -137,3 +137,29 @@ pub fn xmllint_saf_t_130(file: &Path) -> Result<(), String> {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
 }
+
+/// A tmpfs of `kib` KiB mounted for the test's lifetime (the tests run as root).
+pub struct SmallDisk(pub std::path::PathBuf);
+
+impl SmallDisk {
+    /// Mounts it at `path` (created if missing); panics when mounting fails.
+    pub fn mount(path: std::path::PathBuf, kib: u32) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a small tmpfs failed: the disk-full test needs root (CI runs as root)"
+        );
+        SmallDisk(path)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}

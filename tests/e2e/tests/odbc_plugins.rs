@@ -181,6 +181,67 @@ fn vouchers_fold_out_of_the_line_pass(fixture: &Fixture) {
     assert!(renamed_only(&after_partial), "an unfinished line pass falls back to the query");
 }
 
+/// A sink for the host's log lines, to see what a plugin reported.
+#[derive(Clone, Default)]
+struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Visma Business reads a year's lines in lanes (voucher-number ranges over
+/// parallel connections): the lines and the folded vouchers are exactly, in order,
+/// what one connection reads.
+fn lanes_read_what_one_connection_reads(fixture: &Fixture) {
+    let source_with = |lanes: u64| {
+        let mut settings = settings_for(Erp::VismaBusiness, fixture, &reader_password());
+        settings["connection"]["lanes"] = lanes.into();
+        settings["connection"]["lane_min_rows"] = 1.into();
+        let plugin = LoadedPlugin::load_vetted(&erp_plugin(Erp::VismaBusiness)).expect("plugin loads");
+        let source = plugin.open(&settings).expect("source opens");
+        source.companies().expect("companies, and with them each year's voucher range");
+        source
+    };
+    let company = fixture.companies()[0].id.clone();
+    let one = source_with(1);
+    let single_lines = lines(extract(&one, &company, Entity::VoucherLines, 2025));
+    let single_vouchers = vouchers(extract(&one, &company, Entity::Vouchers, 2025));
+    assert!(single_lines.len() > 100, "the fixture has enough lines for three lanes");
+
+    let log = LogLines::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let three = source_with(3);
+    let laned_lines = tracing::subscriber::with_default(subscriber, || {
+        lines(extract(&three, &company, Entity::VoucherLines, 2025))
+    });
+    let logged = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    assert!(logged.contains("reading the lines of 2025 in 3 lanes"), "lanes were used: {logged}");
+    assert_eq!(laned_lines.len(), single_lines.len());
+    assert!(laned_lines == single_lines, "the same lines in the same order");
+    let laned_vouchers = vouchers(extract(&three, &company, Entity::Vouchers, 2025));
+    assert_eq!(laned_vouchers, single_vouchers, "the folded headers of all lanes, in order");
+
+    // A bad row in the last lane (read on its own thread) fails the whole read.
+    let undate = "UPDATE AcTr SET VoDt = 0 WHERE VoNo = \
+                  (SELECT MAX(VoNo) FROM AcTr WHERE AcYrPr BETWEEN 202500 AND 202599)";
+    fixture.query(&company, undate).expect("undate the last voucher");
+    let read = three.extract(&company, Entity::VoucherLines, 2025, CancelFlag::new()).expect("starts");
+    let error = read.collect::<Result<Vec<_>, _>>().expect_err("a lane's error is the read's error");
+    assert_eq!(error.kind(), ErrorKind::DATA, "{error}");
+    assert!(error.to_string().contains("AcTr.VoDt is 0"), "{error}");
+}
+
 macro_rules! erp_backend_test {
     ($name:ident, $erp:expr, $backend:expr) => {
         #[test]
@@ -198,6 +259,7 @@ fn visma_business_on_postgres() {
     check_matches_sql(Erp::VismaBusiness, &fixture);
     records_and_change_tokens(Erp::VismaBusiness, &mut fixture);
     vouchers_fold_out_of_the_line_pass(&fixture);
+    lanes_read_what_one_connection_reads(&fixture);
 }
 
 #[test]
@@ -206,6 +268,7 @@ fn visma_business_on_sqlite() {
     check_matches_sql(Erp::VismaBusiness, &fixture);
     records_and_change_tokens(Erp::VismaBusiness, &mut fixture);
     vouchers_fold_out_of_the_line_pass(&fixture);
+    lanes_read_what_one_connection_reads(&fixture);
 }
 erp_backend_test!(visma_global_on_postgres, Erp::VismaGlobal, Backend::Postgres);
 erp_backend_test!(visma_global_on_sqlite, Erp::VismaGlobal, Backend::Sqlite);

@@ -3,7 +3,7 @@
 
 use ledgerlink_e2e::agent::{text, Agent, SourceConfig};
 use ledgerlink_e2e::hub::Hub;
-use ledgerlink_e2e::{erp_plugin, plugin_library, reader_password, settings_for};
+use ledgerlink_e2e::{erp_plugin, plugin_library, reader_password, settings_for, SmallDisk};
 use ledgerlink_fixtures::{Backend, Erp, Fixture, FixtureSpec};
 use ledgerlink_plugin_api::canonical::Decimal;
 use serde_json::{json, Value};
@@ -268,31 +268,6 @@ fn a_bad_configuration_is_exit_3_naming_file_and_line() {
     assert!(message.contains("ledgerlink.toml:6:1") && message.contains("timeout_sec"), "{message}");
 }
 
-/// A tmpfs of `kib` KiB mounted for the test's lifetime (the tests run as root).
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(path: std::path::PathBuf, kib: u32) -> SmallDisk {
-        std::fs::create_dir_all(&path).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "mounting a small tmpfs failed: the disk-full test needs root (CI runs as root)"
-        );
-        SmallDisk(path)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_fails_the_sync_cleanly_and_a_later_run_delivers() {
     let hub = Hub::start();
@@ -322,6 +297,42 @@ fn a_full_disk_fails_the_sync_cleanly_and_a_later_run_delivers() {
     let later = agent.sync("synthetic", &[]);
     assert_eq!(exit_code(&later), 0, "{}", text(&later));
     assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1);
+}
+
+#[test]
+fn a_full_temporary_folder_fails_a_read_in_lanes_cleanly_and_a_later_run_delivers() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let fixture = Fixture::create(FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres)).expect("fixture");
+    let company = fixture.companies()[0].id.clone();
+    let mut settings = settings_for(Erp::VismaBusiness, &fixture, &reader_password());
+    settings["connection"]["lanes"] = 2.into();
+    settings["connection"]["lane_min_rows"] = 1.into();
+    let source = SourceConfig {
+        id: "vb".into(),
+        plugin: Erp::VismaBusiness.slug().into(),
+        settings,
+        years: vec![2025],
+        extra: String::new(),
+    };
+    let agent = Agent::new(&[erp_plugin(Erp::VismaBusiness)], &hub.url, &key, &[source]);
+    let disk = SmallDisk::mount(agent.dir().join("small-tmp"), 4);
+    let full = agent.command(&["sync", "--source", "vb"]).env("TMPDIR", &disk.0).output().expect("sync runs");
+    let message = text(&full);
+    assert_eq!(exit_code(&full), 4, "{message}");
+    assert!(
+        message.contains("lane 1 could not use its temporary file")
+            && message.contains("No space left on device")
+            && message.contains("TMPDIR"),
+        "{message}"
+    );
+    assert_eq!(hub.snapshot_count(&key, "vb", &company, 2025), 0, "nothing partial reached the hub");
+
+    drop(disk);
+    let later =
+        agent.command(&["sync", "--source", "vb"]).env("TMPDIR", agent.dir()).output().expect("sync runs");
+    assert_eq!(exit_code(&later), 0, "{}", text(&later));
+    assert_eq!(hub.snapshot_count(&key, "vb", &company, 2025), 1);
 }
 
 #[test]

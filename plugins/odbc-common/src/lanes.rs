@@ -1,0 +1,254 @@
+//! Lanes: one large ordered read split into key ranges, read over parallel connections.
+//!
+//! A single ODBC stream is latency-bound: the driver waits for the server's next
+//! block, the server waits for the driver's next `FETCH`, and the server sorts
+//! the whole result before the first row. With lanes each key range has its own
+//! connection (and its own sort), so the server and the driver work on several at
+//! once. The output is exactly the single query's, in order: lane 0 streams
+//! straight through; every later lane converts its rows on its own thread and
+//! spills the encoded batches to an unlinked temporary file, which is replayed
+//! when its turn comes. The fetch budget (`fetch_rows`, `fetch_buffer_bytes`) is
+//! shared among the lanes, so memory stays what one connection would use.
+
+use crate::settings::ConnectionSettings;
+use crate::{Database, Row};
+use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_plugin_api::canonical::{decode_batch, encode_batch};
+use ledgerlink_plugin_api::sdk::Batches;
+use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+/// What a spilling lane tells the reader.
+enum Note {
+    /// A batch of this many bytes was appended to the lane's file.
+    Batch(u64),
+    /// The lane read all its rows.
+    Done,
+}
+
+/// State shared by the reader and the lanes' threads.
+#[derive(Default)]
+struct Shared {
+    /// The first error of any lane, reported at the reader's next batch.
+    failed: Mutex<Option<PluginError>>,
+    /// Set when the reader is dropped: lanes stop after their current block.
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn fail(&self, error: PluginError) {
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        failed.get_or_insert(error);
+    }
+
+    fn take_failure(&self) -> Option<PluginError> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// A later lane, as the reader sees it: its spill file and its notes.
+struct SpilledLane {
+    lane: usize,
+    file: File,
+    notes: Receiver<Note>,
+    offset: u64,
+}
+
+/// Streams `queries` (each a key range, in output order) as one ordered stream of
+/// batches, over one connection per query to `database`. `mapper(lane)` makes
+/// the row mapper of a lane; lanes never share a key, so per-key state (a
+/// voucher's line numbers) stays within one mapper.
+pub fn stream_lanes<T, F>(
+    settings: &ConnectionSettings,
+    database: Option<&str>,
+    queries: Vec<String>,
+    mut mapper: impl FnMut(usize) -> F,
+    wrap: fn(Vec<T>) -> RecordBatch,
+    cancel: CancelFlag,
+) -> Result<Batches, PluginError>
+where
+    T: Send + 'static,
+    F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
+{
+    let lanes = queries.len().max(1);
+    let lane_settings = settings.shared_by(lanes);
+    let shared = Arc::new(Shared::default());
+    let mut queries = queries.into_iter();
+    let first_query = queries.next().unwrap_or_default();
+    let first =
+        Database::connect(&lane_settings, database)?.stream(&first_query, mapper(0), wrap, cancel.clone())?;
+    // From here on a failure must stop the lanes already started.
+    let mut reader = LaneReader {
+        first: Some(first),
+        spilled: Vec::new().into_iter(),
+        current: None,
+        shared,
+        done: false,
+    };
+    let shared = reader.shared.clone();
+    let mut spilled = Vec::with_capacity(lanes - 1);
+    for (index, query) in queries.enumerate() {
+        let lane = index + 1;
+        let file = tempfile::tempfile().map_err(|e| spill_error(lane, &e))?;
+        let spill_reader = file.try_clone().map_err(|e| spill_error(lane, &e))?;
+        let (notes, received) = mpsc::channel();
+        let map = mapper(lane);
+        let (settings, database) = (lane_settings.clone(), database.map(str::to_owned));
+        let (shared, cancel) = (shared.clone(), cancel.clone());
+        std::thread::Builder::new()
+            .name(format!("lane-{lane}"))
+            .spawn(move || {
+                let run = || {
+                    let db = Database::connect(&settings, database.as_deref())?;
+                    let batches = db.stream(&query, map, wrap, cancel)?;
+                    spill(lane, batches, file, &notes, &shared)
+                };
+                if let Err(error) = run() {
+                    shared.fail(error);
+                }
+            })
+            .map_err(|e| spill_error(lane, &e))?;
+        spilled.push(SpilledLane { lane, file: spill_reader, notes: received, offset: 0 });
+    }
+    reader.spilled = spilled.into_iter();
+    Ok(Box::new(reader))
+}
+
+/// Writes a lane's batches to its file, one note per batch.
+fn spill(
+    lane: usize,
+    batches: Batches,
+    file: File,
+    notes: &Sender<Note>,
+    shared: &Shared,
+) -> Result<(), PluginError> {
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    for batch in batches {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let bytes = encode_batch(&batch?);
+        out.write_all(&bytes).and_then(|()| out.flush()).map_err(|e| spill_error(lane, &e))?;
+        if notes.send(Note::Batch(bytes.len() as u64)).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = notes.send(Note::Done);
+    Ok(())
+}
+
+fn spill_error(lane: usize, error: &dyn std::fmt::Display) -> PluginError {
+    PluginError::new(
+        ErrorKind::INTERNAL,
+        format!("lane {lane} could not use its temporary file in {}: {error}", std::env::temp_dir().display()),
+        "Check that the temporary folder (TMPDIR) is writable and has room, or set `lanes = 1` to read over one connection.",
+    )
+}
+
+/// The ordered stream: lane 0 as it is read, then each spilled lane in turn.
+struct LaneReader {
+    first: Option<Batches>,
+    spilled: std::vec::IntoIter<SpilledLane>,
+    current: Option<SpilledLane>,
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl LaneReader {
+    fn fail(&mut self, error: PluginError) -> Option<Result<RecordBatch, PluginError>> {
+        self.done = true;
+        Some(Err(error))
+    }
+
+    /// The next batch of a spilled lane, `None` when it is done.
+    fn next_spilled(&mut self) -> Option<Result<RecordBatch, PluginError>> {
+        loop {
+            let Some(spilled) = &mut self.current else {
+                self.current = Some(self.spilled.next()?);
+                continue;
+            };
+            let lane = spilled.lane;
+            match spilled.notes.recv() {
+                Ok(Note::Batch(length)) => {
+                    let mut bytes = vec![0u8; length as usize];
+                    let read = read_at(&spilled.file, &mut bytes, spilled.offset);
+                    spilled.offset += length;
+                    return Some(
+                        read.map_err(|e| spill_error(lane, &e))
+                            .and_then(|()| decode_batch(&bytes).map_err(|e| spill_error(lane, &e))),
+                    );
+                }
+                Ok(Note::Done) => self.current = None,
+                Err(_) => {
+                    // The lane's thread ended without finishing: it failed (or panicked).
+                    let error = self.shared.take_failure().unwrap_or_else(|| {
+                        PluginError::new(
+                            ErrorKind::INTERNAL,
+                            "a lane of the parallel read stopped unexpectedly",
+                            "Report this to the plugin's vendor; `lanes = 1` reads over one connection.",
+                        )
+                    });
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for LaneReader {
+    type Item = Result<RecordBatch, PluginError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if let Some(error) = self.shared.take_failure() {
+            return self.fail(error);
+        }
+        if let Some(first) = &mut self.first {
+            match first.next() {
+                Some(Ok(batch)) => return Some(Ok(batch)),
+                Some(Err(error)) => return self.fail(error),
+                None => self.first = None,
+            }
+        }
+        match self.next_spilled() {
+            Some(Ok(batch)) => Some(Ok(batch)),
+            Some(Err(error)) => self.fail(error),
+            None => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
+impl Drop for LaneReader {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
