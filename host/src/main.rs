@@ -11,18 +11,23 @@ fn main() -> ExitCode {
     cli::run(cli)
 }
 
-/// One malloc arena for the whole process (host and plugin worker alike).
+/// Caps glibc's malloc arenas: one for the host, four for a plugin worker.
 ///
-/// glibc gives every thread that allocates its own arena and keeps each arena's
-/// peak: the upload thread of the host and the fetch thread of a worker each
-/// added several MB of resident memory that no other thread could reuse
-/// (measured: 2 M-line sync, host + worker 84 MB with per-thread arenas, 64 MB
-/// with one, same wall time). Must run before the first thread starts.
+/// glibc gives every thread that allocates an arena of its own and keeps each
+/// arena's peak. The host's threads allocate little, so one arena saves its
+/// upload thread's several MB. A worker reading in lanes runs four allocating
+/// threads (two driver fetch threads, two converters); with one arena they
+/// queue on its lock (2 M-line sync: 12.9 s and 13.1 CPU-s with one arena,
+/// 11.4 s and 11.6 CPU-s with four, worker peak 38 MB; docs/benchmarks.md).
+/// Must run before the first thread starts.
 #[allow(unsafe_code)]
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+    {
+        let worker = std::env::args_os().nth(1).is_some_and(|command| command == "plugin-worker");
+        // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, if worker { 4 } else { 1 });
+        }
     }
 }
