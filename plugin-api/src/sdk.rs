@@ -10,7 +10,7 @@ use crate::abi::{
     BatchStreamBox, BatchStreamFfi, BatchStreamFfi_TO, CancelFlag, ErrorKind, HostContext, HostLoggerBox,
     LogLevel, PluginError, PluginModule, PluginModuleRef, SourceBox, SourceFfi, SourceFfi_TO, API_VERSION,
 };
-use crate::canonical::{encode_batch, encode_companies, Company, Entity, RecordBatch};
+use crate::canonical::{encode_batch_into, encode_companies, Company, Entity, RecordBatch};
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
@@ -209,7 +209,7 @@ impl<P: Plugin> SourceFfi for SourceAdapter<P> {
             let request =
                 ExtractRequest { company: company.as_str().to_owned(), entity, fiscal_year, cancel };
             let batches = self.plugin.extract(&request)?;
-            let stream = BatchStreamAdapter { batches, request, failed: false };
+            let stream = BatchStreamAdapter { batches, request, failed: false, last_bytes: 0 };
             Ok(BatchStreamFfi_TO::from_value(stream, TD_Opaque))
         })
     }
@@ -220,6 +220,9 @@ struct BatchStreamAdapter {
     batches: Batches,
     request: ExtractRequest,
     failed: bool,
+    /// Size of the last encoded batch: the next one's buffer starts a bit larger,
+    /// so encoding rarely grows (and copies) it.
+    last_bytes: usize,
 }
 
 impl BatchStreamFfi for BatchStreamAdapter {
@@ -237,7 +240,7 @@ impl BatchStreamFfi for BatchStreamAdapter {
             return RErr(PluginError::new(ErrorKind::CANCELLED, "extraction cancelled by the host", ""));
         }
         let expected = self.request.entity;
-        let batches = &mut self.batches;
+        let (batches, last_bytes) = (&mut self.batches, &mut self.last_bytes);
         let result = guard("extract (reading a batch)", || match batches.next() {
             None => Ok(RNone),
             Some(Err(e)) => Err(e),
@@ -246,7 +249,11 @@ impl BatchStreamFfi for BatchStreamAdapter {
                 format!("the plugin returned {} while asked for {expected}", batch.entity()),
                 "This is a bug in the plugin. Report it to the plugin's vendor.",
             )),
-            Some(Ok(batch)) => Ok(RSome(RVec::from(encode_batch(&batch)))),
+            Some(Ok(batch)) => {
+                let bytes = encode_batch_into(&batch, Vec::with_capacity(*last_bytes + *last_bytes / 8));
+                *last_bytes = bytes.len();
+                Ok(RSome(RVec::from(bytes)))
+            }
         });
         if result.is_err() {
             self.failed = true;

@@ -26,6 +26,11 @@ pub fn encode_batch(batch: &RecordBatch) -> Vec<u8> {
     postcard::to_stdvec(batch).expect("canonical records always serialize")
 }
 
+/// Encodes a batch, appending to `buffer` (give it room to avoid regrowing it).
+pub fn encode_batch_into(batch: &RecordBatch, buffer: Vec<u8>) -> Vec<u8> {
+    postcard::to_extend(batch, buffer).expect("canonical records always serialize")
+}
+
 /// Decodes a batch produced by [`encode_batch`].
 pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch, DecodeError> {
     postcard::from_bytes(bytes).map_err(|e| DecodeError(e.to_string()))

@@ -14,7 +14,8 @@ mod validate;
 mod voucher;
 
 pub use codec::{
-    decode_batch, decode_companies, encode_batch, encode_companies, serde_date, serde_decimal, DecodeError,
+    decode_batch, decode_companies, encode_batch, encode_batch_into, encode_companies, serde_date,
+    serde_decimal, DecodeError,
 };
 pub use currency::is_iso4217;
 pub use dimension::{DimensionRef, DimensionType, DimensionValue};

@@ -64,16 +64,19 @@ pub fn iso4217_alpha(numeric: i64) -> Option<&'static str> {
     })
 }
 
-/// An integer date `yyyymmdd` (Visma Business); `0` means no date.
+/// An integer date `yyyymmdd` (Visma Business) as text; `0` means no date.
 pub fn date_yyyymmdd(value: &str, what: &str) -> Result<Option<NaiveDate>, PluginError> {
-    let n = int(value, what)?;
+    date_of_yyyymmdd(int(value, what)?, what)
+}
+
+/// An integer date `yyyymmdd` (Visma Business); `0` means no date.
+pub fn date_of_yyyymmdd(n: i64, what: &str) -> Result<Option<NaiveDate>, PluginError> {
     if n == 0 {
         return Ok(None);
     }
     let (y, m, d) = (n / 10_000, (n / 100) % 100, n % 100);
-    NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32)
-        .map(Some)
-        .ok_or_else(|| bad(what, value, "a date in the form yyyymmdd"))
+    let day = |y: i64, m: i64, d: i64| NaiveDate::from_ymd_opt(y.try_into().ok()?, m as u32, d as u32);
+    day(y, m, d).map(Some).ok_or_else(|| bad(what, &n.to_string(), "a date in the form yyyymmdd"))
 }
 
 /// A SQL date or timestamp as text ("2025-01-31", "2025-01-31 13:45:00.000").
@@ -82,12 +85,16 @@ pub fn date(value: &str, what: &str) -> Result<NaiveDate, PluginError> {
     NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad(what, value, "a date (YYYY-MM-DD)"))
 }
 
-/// A period `yyyypp` (Visma Business `AcYrPr`) split into (year, period).
+/// A period `yyyypp` (Visma Business `AcYrPr`) as text, split into (year, period).
 pub fn year_period(value: &str, what: &str) -> Result<(i32, u8), PluginError> {
-    let n = int(value, what)?;
+    year_period_of(int(value, what)?, what)
+}
+
+/// A period `yyyypp` (Visma Business `AcYrPr`) split into (year, period).
+pub fn year_period_of(n: i64, what: &str) -> Result<(i32, u8), PluginError> {
     let (year, period) = (n / 100, n % 100);
     if !(1900..=9999).contains(&year) || !(0..=99).contains(&period) {
-        return Err(bad(what, value, "a period in the form yyyypp"));
+        return Err(bad(what, &n.to_string(), "a period in the form yyyypp"));
     }
     Ok((year as i32, period as u8))
 }
@@ -120,6 +127,10 @@ mod tests {
         assert!(date_yyyymmdd("20250230", "VoDt").is_err());
         assert_eq!(year_period("202513", "AcYrPr").unwrap(), (2025, 13));
         assert_eq!(int("12.0", "x").unwrap(), 12);
+        assert_eq!(date_of_yyyymmdd(20250228, "VoDt").unwrap(), NaiveDate::from_ymd_opt(2025, 2, 28));
+        assert!(date_of_yyyymmdd(i64::MAX, "VoDt").unwrap_err().message.contains("yyyymmdd"));
+        assert_eq!(year_period_of(202513, "AcYrPr").unwrap(), (2025, 13));
+        assert!(year_period_of(-202501, "AcYrPr").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::Decimal;
 use ledgerlink_plugin_api::sdk::Batches;
 use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
-use odbc_api::buffers::TextRowSet;
+use odbc_api::buffers::{BufferDesc, ColumnarDynBuffer, NullableSlice, TextColumnSlice, TextRowSet};
 use odbc_api::{
     ConcurrentBlockCursor, Connection, ConnectionOptions, Cursor, OwnedCursor, ResultSetMetadata,
 };
@@ -26,22 +26,56 @@ pub struct Database {
     place: String,
 }
 
-/// One row of a fetched block, with text accessors by zero-based column.
+/// One column of a fetched block.
+enum Column<'a> {
+    /// Fetched as text (`SQL_C_CHAR`).
+    Text(TextColumnSlice<'a, u8>),
+    /// Fetched as a 64-bit integer (`SQL_C_SBIGINT`): no formatting in the driver,
+    /// no parsing here.
+    Int(NullableSlice<'a, i64>),
+}
+
+/// The columns of a text-only block.
+fn text_columns(rows: &TextRowSet) -> Vec<Column<'_>> {
+    (0..rows.num_cols()).map(|c| Column::Text(rows.column(c))).collect()
+}
+
+/// The columns of a block with integer columns.
+fn typed_columns(rows: &ColumnarDynBuffer) -> Vec<Column<'_>> {
+    (0..rows.num_cols())
+        .map(|c| match rows.column(c).as_nullable_slice::<i64>() {
+            Some(ints) => Column::Int(ints),
+            None => Column::Text(rows.column(c).as_text().expect("streamed columns are text or integers")),
+        })
+        .collect()
+}
+
+/// One row of a fetched block, with accessors by zero-based column.
 pub struct Row<'a> {
-    rows: &'a TextRowSet,
+    columns: &'a [Column<'a>],
     index: usize,
 }
 
 impl<'a> Row<'a> {
-    /// The column's text, `None` for NULL.
+    /// The column's text, `None` for NULL. Integer-fetched columns are read with
+    /// [`Row::int`] / [`Row::opt_int`] instead.
     pub fn text(&self, column: usize) -> Result<Option<&'a str>, PluginError> {
-        self.rows.at_as_str(column, self.index).map_err(|e| {
-            PluginError::new(
-                ErrorKind::DATA,
-                format!("column {} holds text that is not UTF-8: {e}", column + 1),
-                "Set the driver's client character set to UTF-8 (psqlODBC: use the Unicode driver).",
-            )
-        })
+        match &self.columns[column] {
+            Column::Text(values) => {
+                values.get(self.index).map(std::str::from_utf8).transpose().map_err(|e| {
+                    PluginError::new(
+                        ErrorKind::DATA,
+                        format!("column {} holds text that is not UTF-8: {e}", column + 1),
+                        "Set the driver's client character set to UTF-8 (psqlODBC: use the Unicode driver).",
+                    )
+                })
+            }
+            Column::Int(_) => Err(PluginError::new(
+                ErrorKind::INTERNAL,
+                format!("column {} is fetched as a number and has no text", column + 1),
+                "This is a bug in the plugin (it reads an integer column as text); report it to its vendor.",
+            )),
+        }
     }
 
     /// The column's text without surrounding blanks (CHAR padding); `None` for NULL or blank.
@@ -51,9 +85,7 @@ impl<'a> Row<'a> {
 
     /// The trimmed text, or an error naming `what` when NULL or blank.
     pub fn required(&self, column: usize, what: &str) -> Result<&'a str, PluginError> {
-        self.trimmed(column)?.ok_or_else(|| {
-            PluginError::new(ErrorKind::DATA, format!("{what} is empty"), "Fix the row in the ERP.")
-        })
+        self.trimmed(column)?.ok_or_else(|| empty(what))
     }
 
     /// The trimmed text as an owned string, `None` for NULL or blank.
@@ -63,12 +95,15 @@ impl<'a> Row<'a> {
 
     /// A required whole number.
     pub fn int(&self, column: usize, what: &str) -> Result<i64, PluginError> {
-        convert::int(self.required(column, what)?, what)
+        self.opt_int(column, what)?.ok_or_else(|| empty(what))
     }
 
     /// An optional whole number (NULL or blank is `None`).
     pub fn opt_int(&self, column: usize, what: &str) -> Result<Option<i64>, PluginError> {
-        self.trimmed(column)?.map(|v| convert::int(v, what)).transpose()
+        match &self.columns[column] {
+            Column::Int(values) => Ok(values.get(self.index).copied()),
+            Column::Text(_) => self.trimmed(column)?.map(|v| convert::int(v, what)).transpose(),
+        }
     }
 
     /// A required exact decimal with the column's declared `scale`.
@@ -80,6 +115,10 @@ impl<'a> Row<'a> {
     pub fn opt_decimal(&self, column: usize, scale: u32, what: &str) -> Result<Option<Decimal>, PluginError> {
         self.trimmed(column)?.map(|v| convert::decimal(v, scale, what)).transpose()
     }
+}
+
+fn empty(what: &str) -> PluginError {
+    PluginError::new(ErrorKind::DATA, format!("{what} is empty"), "Fix the row in the ERP.")
 }
 
 impl Database {
@@ -195,8 +234,9 @@ impl Database {
         while let Some(rows) =
             block.fetch_with_truncation_check(true).map_err(|e| self.fail("reading from", &e))?
         {
+            let columns = text_columns(rows);
             for index in 0..rows.num_rows() {
-                out.push(map(&Row { rows, index })?);
+                out.push(map(&Row { columns: &columns, index })?);
             }
         }
         Ok(out)
@@ -215,6 +255,24 @@ impl Database {
         T: Send + 'static,
         F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
     {
+        self.stream_typed(sql, &[], map, wrap, cancel)
+    }
+
+    /// [`Database::stream`], with the zero-based `integer_columns` fetched as 64-bit
+    /// integers: the driver does not format them and the plugin does not parse them
+    /// (read them with [`Row::int`] / [`Row::opt_int`]).
+    pub fn stream_typed<T, F>(
+        self,
+        sql: &str,
+        integer_columns: &[usize],
+        map: F,
+        wrap: fn(Vec<T>) -> RecordBatch,
+        cancel: CancelFlag,
+    ) -> Result<Batches, PluginError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
+    {
         let Database { connection, settings, place } = self;
         let password = settings.password.as_ref().map(|p| p.expose().to_owned());
         let fail = |e: &odbc_api::Error| odbc_error(e, "querying", &place, password.as_deref());
@@ -224,10 +282,10 @@ impl Database {
             Ok(None) => return Ok(Box::new(std::iter::empty())),
             Err(e) => return Err(fail(&e.error)),
         };
-        let buffer = sized_buffer(&settings, &mut cursor).map_err(|e| fail(&e))?;
+        let buffer = stream_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
         // Two buffers: the driver fills one on a fetch thread while the rows of the
         // other are converted, so the database and the conversion work at once.
-        let spare = sized_buffer(&settings, &mut cursor).map_err(|e| fail(&e))?;
+        let spare = stream_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
         let block = cursor.bind_buffer(buffer).map_err(|e| fail(&e))?;
         let fetching = ConcurrentBlockCursor::from_block_cursor(block);
         Ok(Box::new(RowStream { fetching, spare, map, wrap, cancel, place, password, done: false }))
@@ -240,20 +298,53 @@ fn sized_buffer(
     settings: &ConnectionSettings,
     cursor: &mut impl ResultSetMetadata,
 ) -> Result<TextRowSet, odbc_api::Error> {
-    let probe = TextRowSet::for_cursor(1, cursor, Some(MAX_TEXT_BYTES))?;
-    // Drivers report tiny sizes for computed columns (SQLite: 12 bytes for a SUM), so
-    // every column gets room for at least a long number.
-    let lengths: Vec<usize> = (0..probe.num_cols()).map(|i| probe.max_len(i).max(MIN_TEXT_BYTES)).collect();
+    let lengths = text_lengths(cursor)?;
     // Each value needs its bytes, a terminating zero and an 8-byte length indicator.
     let row_bytes: usize = lengths.iter().map(|l| l + 1 + 8).sum::<usize>().max(1);
     let rows = (settings.fetch_buffer_bytes / 2 / row_bytes).clamp(1, settings.fetch_rows.max(1));
     TextRowSet::from_max_str_lens(rows, lengths)
 }
 
+/// The text lengths of the cursor's columns, at least [`MIN_TEXT_BYTES`]: drivers
+/// report tiny sizes for computed columns (SQLite: 12 bytes for a SUM).
+fn text_lengths(cursor: &mut impl ResultSetMetadata) -> Result<Vec<usize>, odbc_api::Error> {
+    let probe = TextRowSet::for_cursor(1, cursor, Some(MAX_TEXT_BYTES))?;
+    Ok((0..probe.num_cols()).map(|i| probe.max_len(i).max(MIN_TEXT_BYTES)).collect())
+}
+
+/// A stream's fetch buffer: `integer_columns` as 64-bit integers, the rest as
+/// text; at most `fetch_rows` rows and half of `fetch_buffer_bytes` bytes.
+fn stream_buffer(
+    settings: &ConnectionSettings,
+    cursor: &mut impl ResultSetMetadata,
+    integer_columns: &[usize],
+) -> Result<ColumnarDynBuffer, odbc_api::Error> {
+    let descs: Vec<BufferDesc> = text_lengths(cursor)?
+        .into_iter()
+        .enumerate()
+        .map(|(column, max_str_len)| match integer_columns.contains(&column) {
+            true => BufferDesc::I64 { nullable: true },
+            false => BufferDesc::Text { max_str_len },
+        })
+        .collect();
+    // A text value needs its bytes and a terminating zero, an integer 8 bytes; each
+    // value also has an 8-byte length indicator.
+    let row_bytes: usize = descs
+        .iter()
+        .map(|d| match d {
+            BufferDesc::Text { max_str_len } => max_str_len + 1 + 8,
+            _ => 8 + 8,
+        })
+        .sum::<usize>()
+        .max(1);
+    let rows = (settings.fetch_buffer_bytes / 2 / row_bytes).clamp(1, settings.fetch_rows.max(1));
+    ColumnarDynBuffer::try_from_descs(rows, descs)
+}
+
 /// The iterator behind [`Database::stream`].
 struct RowStream<T, F> {
-    fetching: ConcurrentBlockCursor<OwnedCursor<Connection<'static>>, TextRowSet>,
-    spare: TextRowSet,
+    fetching: ConcurrentBlockCursor<OwnedCursor<Connection<'static>>, ColumnarDynBuffer>,
+    spare: ColumnarDynBuffer,
     map: F,
     wrap: fn(Vec<T>) -> RecordBatch,
     cancel: CancelFlag,
@@ -278,8 +369,16 @@ where
         }
         let result = match self.fetching.fetch_into(&mut self.spare) {
             Ok(true) => {
-                let rows = &self.spare;
-                (0..rows.num_rows()).map(|index| (self.map)(&Row { rows, index })).collect()
+                let columns = typed_columns(&self.spare);
+                // Sized up front: collecting into a `Result` loses the size hint, and
+                // growing by doubling copied every record several times (issue 9).
+                let mut records = Vec::with_capacity(self.spare.num_rows());
+                (0..self.spare.num_rows())
+                    .try_for_each(|index| {
+                        records.push((self.map)(&Row { columns: &columns, index })?);
+                        Ok(())
+                    })
+                    .map(|()| records)
             }
             Ok(false) => {
                 self.done = true;

@@ -58,14 +58,23 @@ struct SpilledLane {
     offset: u64,
 }
 
-/// Streams `queries` (each a key range, in output order) as one ordered stream of
-/// batches, over one connection per query to `database`. `mapper(lane)` makes
-/// the row mapper of a lane; lanes never share a key, so per-key state (a
-/// voucher's line numbers) stays within one mapper.
+/// What a laned read reads.
+pub struct LaneRead<'a> {
+    /// The database to connect each lane to (`None`: the login's default).
+    pub database: Option<&'a str>,
+    /// One query per lane, each a key range, in output order.
+    pub queries: Vec<String>,
+    /// Zero-based columns fetched as integers (see [`Database::stream_typed`]).
+    pub integer_columns: &'static [usize],
+}
+
+/// Streams the lanes' queries as one ordered stream of batches, over one
+/// connection per query. `mapper(lane)` makes the row mapper of a lane; lanes
+/// never share a key, so per-key state (a voucher's line numbers) stays within
+/// one mapper.
 pub fn stream_lanes<T, F>(
     settings: &ConnectionSettings,
-    database: Option<&str>,
-    queries: Vec<String>,
+    read: LaneRead<'_>,
     mut mapper: impl FnMut(usize) -> F,
     wrap: fn(Vec<T>) -> RecordBatch,
     cancel: CancelFlag,
@@ -74,6 +83,7 @@ where
     T: Send + 'static,
     F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
 {
+    let LaneRead { database, queries, integer_columns } = read;
     let lanes = queries.len().max(1);
     let lane_settings = settings.shared_by(lanes);
     let shared = Arc::new(Shared::default());
@@ -104,7 +114,7 @@ where
             .spawn(move || {
                 let run = || {
                     let db = Database::connect(&settings, database.as_deref())?;
-                    let batches = db.stream(&query, map, wrap, cancel)?;
+                    let batches = db.stream_typed(&query, integer_columns, map, wrap, cancel)?;
                     spill(lane, batches, file, &notes, &shared)
                 };
                 if let Err(error) = run() {

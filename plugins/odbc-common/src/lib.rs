@@ -20,7 +20,7 @@ mod token;
 
 pub use database::{Database, Row};
 pub use errors::{missing_table_error, odbc_error};
-pub use lanes::stream_lanes;
+pub use lanes::{stream_lanes, LaneRead};
 pub use settings::{ConnectionSettings, Dialect, Secret};
 pub use token::ChangeToken;
 

@@ -84,7 +84,7 @@ impl Collector {
         row: &Row<'_>,
         columns: &HeaderColumns,
     ) -> Result<(), PluginError> {
-        let period = convert::year_period(row.required(columns.period, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?;
+        let period = convert::year_period_of(row.int(columns.period, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?;
         let voucher_type = row.opt_int(columns.voucher_type, "AcTr.VoTp")?;
         let text = row.trimmed(columns.text)?;
         match &mut self.open {

@@ -9,7 +9,9 @@
 mod headers;
 mod queries;
 
-use ledgerlink_odbc_common::{checked_identifier, ChangeToken, ConnectionSettings, Database};
+use ledgerlink_odbc_common::{
+    checked_identifier, stream_lanes, ChangeToken, ConnectionSettings, Database, LaneRead,
+};
 use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, NaiveDate, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
 use ledgerlink_plugin_api::{export_plugin, Entity, ErrorKind, PluginError};
@@ -325,21 +327,15 @@ impl Plugin for VismaBusiness {
                 }
                 let collectors = headers::start(&self.headers, &request.company, year, lanes.len())?;
                 let mapper = |lane: usize| queries::line_mapper(company.clone(), collectors[lane].clone());
+                let (integers, wrap) = (queries::VOUCHER_LINE_INTEGERS, RecordBatch::VoucherLines);
                 let lines = if let [query] = lanes.as_slice() {
-                    db.stream(query, mapper(0), RecordBatch::VoucherLines, cancel)?
+                    db.stream_typed(query, integers, mapper(0), wrap, cancel)?
                 } else {
                     let database = self.company_database(&request.company)?;
                     drop(db);
-                    let connection = &self.settings.connection;
-                    let wrap = RecordBatch::VoucherLines;
-                    ledgerlink_odbc_common::stream_lanes(
-                        connection,
-                        Some(&database),
-                        lanes,
-                        mapper,
-                        wrap,
-                        cancel,
-                    )?
+                    let read =
+                        LaneRead { database: Some(&database), queries: lanes, integer_columns: integers };
+                    stream_lanes(&self.settings.connection, read, mapper, wrap, cancel)?
                 };
                 Ok(headers::completing(self.headers.clone(), lines))
             }

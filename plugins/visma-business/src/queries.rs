@@ -161,7 +161,7 @@ pub fn voucher(row: &Row<'_>) -> Result<Voucher, PluginError> {
     Ok(voucher_header(
         row.int(0, "AcTr.VoNo")?,
         voucher_date(row, 1)?,
-        convert::year_period(row.required(2, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?,
+        convert::year_period_of(row.int(2, "AcTr.AcYrPr")?, "AcTr.AcYrPr")?,
         row.opt_string(3)?,
         row.opt_string(4)?,
     ))
@@ -187,7 +187,7 @@ pub fn voucher_header(
 
 /// `VoDt` of a row; 0 (no date) is an error.
 fn voucher_date(row: &Row<'_>, column: usize) -> Result<NaiveDate, PluginError> {
-    convert::date_yyyymmdd(row.required(column, "AcTr.VoDt")?, "AcTr.VoDt")?
+    convert::date_of_yyyymmdd(row.int(column, "AcTr.VoDt")?, "AcTr.VoDt")?
         .ok_or_else(|| missing_date("AcTr.VoDt"))
 }
 
@@ -235,6 +235,10 @@ pub fn voucher_line_lanes(year: i32, (first, last): (i64, i64), lanes: usize) ->
         .collect()
 }
 
+/// The [`voucher_lines`] columns fetched as integers (`VoNo` … `EntNo`, `AcNo`,
+/// `VoDt`, `TxCd`, `Cust`, `Sup`, `R1` … `R6`, `AcYrPr`, `VoTp`).
+pub const VOUCHER_LINE_INTEGERS: &[usize] = &[0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 25];
+
 /// Where the voucher header's columns are in a [`voucher_lines`] row.
 const HEADER_COLUMNS: HeaderColumns = HeaderColumns { period: 24, voucher_type: 25, text: 5 };
 
@@ -262,8 +266,14 @@ pub fn line_mapper(
             Some(_) => row.opt_decimal(8, 2, "AcTr.CurAm")?,
             None => None,
         };
+        // R1..R6 are numbered, R7..R12 coded; 0 or blank means "none".
         let mut dimensions = Vec::new();
-        for n in 1..=12usize {
+        for n in 1..=6usize {
+            if let Some(value) = row.opt_int(11 + n, "AcTr.R1..R6")?.filter(|&v| v != 0) {
+                dimensions.push(DimensionRef { dimension_type: format!("R{n}"), value: value.to_string() });
+            }
+        }
+        for n in 7..=12usize {
             if let Some(value) = row.trimmed(11 + n)?.filter(|v| *v != "0") {
                 dimensions.push(DimensionRef { dimension_type: format!("R{n}"), value: value.to_owned() });
             }
