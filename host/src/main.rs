@@ -11,7 +11,8 @@ fn main() -> ExitCode {
     cli::run(cli)
 }
 
-/// Caps glibc's malloc arenas: one for the host, four for a plugin worker.
+/// Caps glibc's malloc arenas: one for the host, four where a plugin extracts
+/// (a plugin worker, and `plugins check`, which extracts in-process).
 ///
 /// glibc gives every thread that allocates an arena of its own and keeps each
 /// arena's peak. The host's threads allocate little, so one arena saves its
@@ -24,10 +25,12 @@ fn main() -> ExitCode {
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let worker = std::env::args_os().nth(1).is_some_and(|command| command == "plugin-worker");
+        let extracts = std::env::args_os()
+            .nth(1)
+            .is_some_and(|command| command == "plugin-worker" || command == "plugins");
         // SAFETY: mallopt only sets an allocator parameter; no other thread exists yet.
         unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, if worker { 4 } else { 1 });
+            libc::mallopt(libc::M_ARENA_MAX, if extracts { 4 } else { 1 });
         }
     }
 }
