@@ -336,6 +336,27 @@ fn a_full_temporary_folder_fails_a_read_in_lanes_cleanly_and_a_later_run_deliver
 }
 
 #[test]
+fn a_commit_that_takes_longer_than_the_request_timeout_still_completes() {
+    // The hub verifies every record before it answers a commit; with a one-second
+    // request timeout, 300 000 lines take longer than that on a (debug-built) hub.
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let source = SourceConfig {
+        id: "synthetic".into(),
+        plugin: "synthetic".into(),
+        settings: json!({"voucher_lines": 300_000}),
+        years: vec![2025],
+        extra: String::new(),
+    };
+    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let config = std::fs::read_to_string(&agent.config).unwrap();
+    std::fs::write(&agent.config, config.replace("timeout_secs = 10", "timeout_secs = 1")).unwrap();
+    let output = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&output), 0, "{}", text(&output));
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1);
+}
+
+#[test]
 fn a_full_spool_makes_extraction_wait_and_says_why() {
     let mut hub = Hub::start();
     let key = hub.create_tenant("acme");
