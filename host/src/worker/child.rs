@@ -40,7 +40,7 @@ pub fn run_worker_child(path: &Path) -> ExitCode {
             std::env::var("LEDGERLINK_LOG").unwrap_or_else(|_| "info".into()),
         ))
         .try_init();
-    let mut out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let mut out = BufWriter::with_capacity(256 << 10, std::io::stdout().lock());
     let plugin = match LoadedPlugin::load_vetted(path) {
         Ok(plugin) => plugin,
         Err(e) => {

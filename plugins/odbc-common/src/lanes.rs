@@ -17,7 +17,7 @@ use ledgerlink_plugin_api::canonical::{decode_batch, encode_batch};
 use ledgerlink_plugin_api::sdk::Batches;
 use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -136,13 +136,14 @@ fn spill(
     notes: &Sender<Note>,
     shared: &Shared,
 ) -> Result<(), PluginError> {
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = file;
     for batch in batches {
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
+        // One write per batch (a batch is tens of KB), visible to the reader at once.
         let bytes = encode_batch(&batch?);
-        out.write_all(&bytes).and_then(|()| out.flush()).map_err(|e| spill_error(lane, &e))?;
+        out.write_all(&bytes).map_err(|e| spill_error(lane, &e))?;
         if notes.send(Note::Batch(bytes.len() as u64)).is_err() {
             return Ok(());
         }
