@@ -7,7 +7,11 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = cli::Cli::parse();
-    logging::init("info");
+    // A plugin worker logs JSON lines for its host to re-log (worker::child); a
+    // human-readable subscriber installed first would take their place.
+    if !matches!(cli.command, cli::Command::PluginWorker { .. }) {
+        logging::init("info");
+    }
     cli::run(cli)
 }
 

@@ -206,6 +206,12 @@ fn no_secret_reaches_output_spool_state_or_the_hub_log() {
     let mut outputs = Vec::new();
     let first = agent.command(&["sync", "--source", "vb"]).env("LEDGERLINK_LOG", "trace").output().unwrap();
     assert_eq!(exit_code(&first), 0, "{}", text(&first));
+    // The plugin's log lines come through its worker with their own level.
+    let first_text = text(&first);
+    let plugin_lines: Vec<&str> =
+        first_text.lines().filter(|l| l.contains("extracting accounts from")).collect();
+    assert!(!plugin_lines.is_empty(), "{first_text}");
+    assert!(plugin_lines.iter().all(|l| l.contains("DEBUG") && !l.contains("WARN")), "{plugin_lines:#?}");
     outputs.push(text(&first));
     outputs.push(text(&agent.command(&["config", "validate"]).output().unwrap()));
     // A failing run too: a wrong password must not show either.
