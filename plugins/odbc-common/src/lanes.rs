@@ -17,7 +17,6 @@ use ledgerlink_plugin_api::canonical::{decode_batch, encode_batch};
 use ledgerlink_plugin_api::sdk::Batches;
 use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
 use std::fs::File;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -89,8 +88,13 @@ where
     let shared = Arc::new(Shared::default());
     let mut queries = queries.into_iter();
     let first_query = queries.next().unwrap_or_default();
-    let first =
-        Database::connect(&lane_settings, database)?.stream(&first_query, mapper(0), wrap, cancel.clone())?;
+    let first = Database::connect(&lane_settings, database)?.stream_typed(
+        &first_query,
+        integer_columns,
+        mapper(0),
+        wrap,
+        cancel.clone(),
+    )?;
     // From here on a failure must stop the lanes already started.
     let mut reader = LaneReader {
         first: Some(first),
@@ -136,14 +140,17 @@ fn spill(
     notes: &Sender<Note>,
     shared: &Shared,
 ) -> Result<(), PluginError> {
-    let mut out = file;
+    // Positional writes: the reader's handle shares the file (and, on Windows,
+    // its position), so neither side may rely on a cursor.
+    let mut end = 0u64;
     for batch in batches {
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
         // One write per batch (a batch is tens of KB), visible to the reader at once.
         let bytes = encode_batch(&batch?);
-        out.write_all(&bytes).map_err(|e| spill_error(lane, &e))?;
+        write_at(&file, &bytes, end).map_err(|e| spill_error(lane, &e))?;
+        end += bytes.len() as u64;
         if notes.send(Note::Batch(bytes.len() as u64)).is_err() {
             return Ok(());
         }
@@ -171,8 +178,14 @@ struct LaneReader {
 
 impl LaneReader {
     fn fail(&mut self, error: PluginError) -> Option<Result<RecordBatch, PluginError>> {
-        self.done = true;
+        self.finish();
         Some(Err(error))
+    }
+
+    /// Ends the read; lanes still running stop after their current block.
+    fn finish(&mut self) {
+        self.done = true;
+        self.shared.stop.store(true, Ordering::Relaxed);
     }
 
     /// The next batch of a spilled lane, `None` when it is done.
@@ -231,7 +244,7 @@ impl Iterator for LaneReader {
             Some(Ok(batch)) => Some(Ok(batch)),
             Some(Err(error)) => self.fail(error),
             None => {
-                self.done = true;
+                self.finish();
                 None
             }
         }
@@ -247,6 +260,26 @@ impl Drop for LaneReader {
 #[cfg(unix)]
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(windows)]

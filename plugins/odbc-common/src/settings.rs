@@ -133,7 +133,7 @@ impl ConnectionSettings {
                 "query_timeout_secs": {"type": "integer", "minimum": 0, "default": 600},
                 "login_timeout_secs": {"type": "integer", "minimum": 0, "default": 15},
                 "fetch_rows": {"type": "integer", "minimum": 1, "default": 10000},
-                "fetch_buffer_bytes": {"type": "integer", "minimum": 1024, "default": 8388608},
+                "fetch_buffer_bytes": {"type": "integer", "minimum": 1024, "default": 4194304},
                 "lanes": {"type": "integer", "minimum": 1, "maximum": 16, "default": 2, "description": "Parallel connections for a year's ledger lines, each reading a key range"},
                 "lane_min_rows": {"type": "integer", "minimum": 1, "default": 100000, "description": "Fewest rows per lane; smaller years use fewer lanes"}
             }
