@@ -35,13 +35,8 @@ enum Column<'a> {
     Int(NullableSlice<'a, i64>),
 }
 
-/// The columns of a text-only block.
-fn text_columns(rows: &TextRowSet) -> Vec<Column<'_>> {
-    (0..rows.num_cols()).map(|c| Column::Text(rows.column(c))).collect()
-}
-
-/// The columns of a block with integer columns.
-fn typed_columns(rows: &ColumnarDynBuffer) -> Vec<Column<'_>> {
+/// The columns of a fetched block, as the buffer bound them.
+fn block_columns(rows: &ColumnarDynBuffer) -> Vec<Column<'_>> {
     (0..rows.num_cols())
         .map(|c| match rows.column(c).as_nullable_slice::<i64>() {
             Some(ints) => Column::Int(ints),
@@ -136,6 +131,11 @@ impl Database {
         Ok(Self { connection, settings: settings.clone(), place })
     }
 
+    /// The settings this connection was made with.
+    pub(crate) fn settings(&self) -> &ConnectionSettings {
+        &self.settings
+    }
+
     /// "database F0001 on erp-sql:1433", for messages.
     pub fn place(&self) -> &str {
         &self.place
@@ -228,13 +228,14 @@ impl Database {
         let cursor =
             self.connection.execute(sql, (), self.timeout()).map_err(|e| self.fail("querying", &e))?;
         let Some(mut cursor) = cursor else { return Ok(Vec::new()) };
-        let buffer = sized_buffer(&self.settings, &mut cursor).map_err(|e| self.fail("reading from", &e))?;
+        let buffer =
+            fetch_buffer(&self.settings, &mut cursor, &[]).map_err(|e| self.fail("reading from", &e))?;
         let mut block = cursor.bind_buffer(buffer).map_err(|e| self.fail("reading from", &e))?;
         let mut out = Vec::new();
         while let Some(rows) =
             block.fetch_with_truncation_check(true).map_err(|e| self.fail("reading from", &e))?
         {
-            let columns = text_columns(rows);
+            let columns = block_columns(rows);
             for index in 0..rows.num_rows() {
                 out.push(map(&Row { columns: &columns, index })?);
             }
@@ -282,27 +283,14 @@ impl Database {
             Ok(None) => return Ok(Box::new(std::iter::empty())),
             Err(e) => return Err(fail(&e.error)),
         };
-        let buffer = stream_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
+        let buffer = fetch_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
         // Two buffers: the driver fills one on a fetch thread while the rows of the
         // other are converted, so the database and the conversion work at once.
-        let spare = stream_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
+        let spare = fetch_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
         let block = cursor.bind_buffer(buffer).map_err(|e| fail(&e))?;
         let fetching = ConcurrentBlockCursor::from_block_cursor(block);
         Ok(Box::new(RowStream { fetching, spare, map, wrap, cancel, place, password, done: false }))
     }
-}
-
-/// A fetch buffer for the cursor's columns: at most `fetch_rows` rows and half of
-/// `fetch_buffer_bytes` bytes (streams use two), whichever is smaller.
-fn sized_buffer(
-    settings: &ConnectionSettings,
-    cursor: &mut impl ResultSetMetadata,
-) -> Result<TextRowSet, odbc_api::Error> {
-    let lengths = text_lengths(cursor)?;
-    // Each value needs its bytes, a terminating zero and an 8-byte length indicator.
-    let row_bytes: usize = lengths.iter().map(|l| l + 1 + 8).sum::<usize>().max(1);
-    let rows = (settings.fetch_buffer_bytes / 2 / row_bytes).clamp(1, settings.fetch_rows.max(1));
-    TextRowSet::from_max_str_lens(rows, lengths)
 }
 
 /// The text lengths of the cursor's columns, at least [`MIN_TEXT_BYTES`]: drivers
@@ -312,9 +300,10 @@ fn text_lengths(cursor: &mut impl ResultSetMetadata) -> Result<Vec<usize>, odbc_
     Ok((0..probe.num_cols()).map(|i| probe.max_len(i).max(MIN_TEXT_BYTES)).collect())
 }
 
-/// A stream's fetch buffer: `integer_columns` as 64-bit integers, the rest as
-/// text; at most `fetch_rows` rows and half of `fetch_buffer_bytes` bytes.
-fn stream_buffer(
+/// A fetch buffer for the cursor's columns: `integer_columns` as 64-bit integers,
+/// the rest as text; at most `fetch_rows` rows and half of `fetch_buffer_bytes`
+/// bytes (streams use two), whichever is smaller.
+fn fetch_buffer(
     settings: &ConnectionSettings,
     cursor: &mut impl ResultSetMetadata,
     integer_columns: &[usize],
@@ -369,7 +358,7 @@ where
         }
         let result = match self.fetching.fetch_into(&mut self.spare) {
             Ok(true) => {
-                let columns = typed_columns(&self.spare);
+                let columns = block_columns(&self.spare);
                 // Sized up front: collecting into a `Result` loses the size hint, and
                 // growing by doubling copied every record several times (issue 9).
                 let mut records = Vec::with_capacity(self.spare.num_rows());

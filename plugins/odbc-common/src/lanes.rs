@@ -10,7 +10,6 @@
 //! when its turn comes. The fetch budget (`fetch_rows`, `fetch_buffer_bytes`) is
 //! shared among the lanes, so memory stays what one connection would use.
 
-use crate::settings::ConnectionSettings;
 use crate::{Database, Row};
 use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::{decode_batch, encode_batch};
@@ -68,11 +67,12 @@ pub struct LaneRead<'a> {
 }
 
 /// Streams the lanes' queries as one ordered stream of batches, over one
-/// connection per query. `mapper(lane)` makes the row mapper of a lane; lanes
-/// never share a key, so per-key state (a voucher's line numbers) stays within
-/// one mapper.
+/// connection per query; a single query is streamed over `db` itself, more
+/// queries each get a new connection (to `read.database`) with its share of the
+/// fetch budget. `mapper(lane)` makes the row mapper of a lane; lanes never share
+/// a key, so per-key state (a voucher's line numbers) stays within one mapper.
 pub fn stream_lanes<T, F>(
-    settings: &ConnectionSettings,
+    db: Database,
     read: LaneRead<'_>,
     mut mapper: impl FnMut(usize) -> F,
     wrap: fn(Vec<T>) -> RecordBatch,
@@ -82,9 +82,14 @@ where
     T: Send + 'static,
     F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
 {
-    let LaneRead { database, queries, integer_columns } = read;
-    let lanes = queries.len().max(1);
-    let lane_settings = settings.shared_by(lanes);
+    let LaneRead { database, mut queries, integer_columns } = read;
+    if queries.len() <= 1 {
+        let query = queries.pop().unwrap_or_default();
+        return db.stream_typed(&query, integer_columns, mapper(0), wrap, cancel);
+    }
+    let lanes = queries.len();
+    let lane_settings = db.settings().shared_by(lanes);
+    drop(db);
     let shared = Arc::new(Shared::default());
     let mut queries = queries.into_iter();
     let first_query = queries.next().unwrap_or_default();
@@ -125,7 +130,13 @@ where
                     shared.fail(error);
                 }
             })
-            .map_err(|e| spill_error(lane, &e))?;
+            .map_err(|e| {
+                PluginError::new(
+                    ErrorKind::INTERNAL,
+                    format!("lane {lane} could not start a thread: {e}"),
+                    "The machine is out of threads or memory; set `lanes = 1` to read over one connection.",
+                )
+            })?;
         spilled.push(SpilledLane { lane, file: spill_reader, notes: received, offset: 0 });
     }
     reader.spilled = spilled.into_iter();

@@ -328,15 +328,9 @@ impl Plugin for VismaBusiness {
                 let collectors = headers::start(&self.headers, &request.company, year, lanes.len())?;
                 let mapper = |lane: usize| queries::line_mapper(company.clone(), collectors[lane].clone());
                 let (integers, wrap) = (queries::VOUCHER_LINE_INTEGERS, RecordBatch::VoucherLines);
-                let lines = if let [query] = lanes.as_slice() {
-                    db.stream_typed(query, integers, mapper(0), wrap, cancel)?
-                } else {
-                    let database = self.company_database(&request.company)?;
-                    drop(db);
-                    let read =
-                        LaneRead { database: Some(&database), queries: lanes, integer_columns: integers };
-                    stream_lanes(&self.settings.connection, read, mapper, wrap, cancel)?
-                };
+                let database = self.company_database(&request.company)?;
+                let read = LaneRead { database: Some(&database), queries: lanes, integer_columns: integers };
+                let lines = stream_lanes(db, read, mapper, wrap, cancel)?;
                 Ok(headers::completing(self.headers.clone(), lines))
             }
             other => Err(ledgerlink_odbc_common::unsupported_entity(ERP, other)),

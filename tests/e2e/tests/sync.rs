@@ -111,6 +111,17 @@ fn unchanged_data_is_not_sent_again_and_a_change_sends_only_its_year() {
     assert_eq!(hub.snapshot_count(&key, "vb", &company, 2024), 1, "same content: the hub keeps one snapshot");
 }
 
+/// The synthetic plugin for 2025 with these settings.
+fn synthetic_source(settings: Value) -> SourceConfig {
+    SourceConfig {
+        id: "synthetic".into(),
+        plugin: "synthetic".into(),
+        settings,
+        years: vec![2025],
+        extra: String::new(),
+    }
+}
+
 fn hello_source() -> SourceConfig {
     SourceConfig {
         id: "hello".into(),
@@ -173,13 +184,7 @@ fn a_flipped_byte_in_a_spooled_part_is_detected_and_never_accepted() {
 fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = SourceConfig {
-        id: "synthetic".into(),
-        plugin: "synthetic".into(),
-        settings: json!({"voucher_lines": 1000, "unbalanced_voucher": 7}),
-        years: vec![2025],
-        extra: String::new(),
-    };
+    let source = synthetic_source(json!({"voucher_lines": 1000, "unbalanced_voucher": 7}));
     let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
     let output = agent.sync("synthetic", &[]);
     assert_eq!(exit_code(&output), 5, "{}", text(&output));
@@ -278,13 +283,7 @@ fn a_bad_configuration_is_exit_3_naming_file_and_line() {
 fn a_full_disk_fails_the_sync_cleanly_and_a_later_run_delivers() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = SourceConfig {
-        id: "synthetic".into(),
-        plugin: "synthetic".into(),
-        settings: json!({"voucher_lines": 40000}),
-        years: vec![2025],
-        extra: String::new(),
-    };
+    let source = synthetic_source(json!({"voucher_lines": 40000}));
     let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
     let disk = SmallDisk::mount(agent.dir().join("small-disk"), 64);
     agent.set_spool(&disk.0, 1 << 30);
@@ -311,16 +310,9 @@ fn a_full_temporary_folder_fails_a_read_in_lanes_cleanly_and_a_later_run_deliver
     let key = hub.create_tenant("acme");
     let fixture = Fixture::create(FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres)).expect("fixture");
     let company = fixture.companies()[0].id.clone();
-    let mut settings = settings_for(Erp::VismaBusiness, &fixture, &reader_password());
-    settings["connection"]["lanes"] = 2.into();
-    settings["connection"]["lane_min_rows"] = 1.into();
-    let source = SourceConfig {
-        id: "vb".into(),
-        plugin: Erp::VismaBusiness.slug().into(),
-        settings,
-        years: vec![2025],
-        extra: String::new(),
-    };
+    let mut source = SourceConfig { years: vec![2025], ..odbc_source("vb", Erp::VismaBusiness, &fixture) };
+    source.settings["connection"]["lanes"] = 2.into();
+    source.settings["connection"]["lane_min_rows"] = 1.into();
     let agent = Agent::new(&[erp_plugin(Erp::VismaBusiness)], &hub.url, &key, &[source]);
     let disk = SmallDisk::mount(agent.dir().join("small-tmp"), 4);
     let full = agent.command(&["sync", "--source", "vb"]).env("TMPDIR", &disk.0).output().expect("sync runs");
@@ -347,13 +339,7 @@ fn a_commit_that_takes_longer_than_the_request_timeout_still_completes() {
     // request timeout, 300 000 lines take longer than that on a (debug-built) hub.
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = SourceConfig {
-        id: "synthetic".into(),
-        plugin: "synthetic".into(),
-        settings: json!({"voucher_lines": 300_000}),
-        years: vec![2025],
-        extra: String::new(),
-    };
+    let source = synthetic_source(json!({"voucher_lines": 300_000}));
     let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
     let config = std::fs::read_to_string(&agent.config).unwrap();
     std::fs::write(&agent.config, config.replace("timeout_secs = 10", "timeout_secs = 1")).unwrap();
