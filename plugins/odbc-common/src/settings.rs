@@ -80,6 +80,9 @@ pub struct ConnectionSettings {
     /// Fewest rows per lane: a smaller read uses fewer lanes (down to one).
     #[serde(default = "default_lane_min_rows")]
     pub lane_min_rows: u64,
+    /// Set by [`ConnectionSettings::for_small_results`]; not a setting.
+    #[serde(skip)]
+    small_results: bool,
 }
 
 fn default_query_timeout() -> u64 {
@@ -156,6 +159,15 @@ impl ConnectionSettings {
             fetch_buffer_bytes: (self.fetch_buffer_bytes / lanes).max(1024),
             ..self.clone()
         }
+    }
+
+    /// The settings of a connection that only runs queries with a few result rows
+    /// (aggregates such as change tokens). psqlODBC then sends a query as it is
+    /// instead of through a server cursor, so PostgreSQL may plan it in parallel
+    /// (it never does for a cursor). Never stream a large result over such a
+    /// connection: without the cursor the driver holds the whole result in memory.
+    pub fn for_small_results(&self) -> Self {
+        Self { small_results: true, ..self.clone() }
     }
 
     /// The dialect, from the driver name (or `Other` for a DSN).
@@ -244,7 +256,7 @@ impl ConnectionSettings {
         if let Some(password) = &self.password {
             push("PWD", if with_password { password.expose().to_owned() } else { "***".to_owned() });
         }
-        if dialect == Dialect::Postgres {
+        if dialect == Dialect::Postgres && !self.small_results {
             // psqlODBC buffers a whole result set in memory unless told to use a
             // cursor; with it, memory stays flat at the same speed.
             if !self.options.keys().any(|k| k.eq_ignore_ascii_case("UseDeclareFetch")) {
@@ -317,6 +329,22 @@ mod tests {
         let redacted = s.redacted_connection_string(Some("F0001"));
         assert!(redacted.contains("PWD=***;") && !redacted.contains("p;w"), "{redacted}");
         assert!(!format!("{s:?}").contains("p;w"));
+    }
+
+    #[test]
+    fn small_result_connections_have_no_cursor_unless_the_options_ask_for_one() {
+        let s = settings(r#"{"driver":"PostgreSQL Unicode","server":"db","user":"r"}"#);
+        assert!(s.connection_string(None).contains("UseDeclareFetch=1;"));
+        let small = s.for_small_results();
+        assert_eq!(small.connection_string(None), "Driver=PostgreSQL Unicode;Server=db;UID=r;");
+        assert!(small.for_small_results().shared_by(2).small_results, "derived settings keep it");
+        let pinned = settings(r#"{"driver":"PostgreSQL Unicode","options":{"UseDeclareFetch":"1"}}"#);
+        assert!(
+            pinned.for_small_results().connection_string(None).contains("UseDeclareFetch=1;"),
+            "an explicit option is the customer's choice"
+        );
+        let mssql = settings(r#"{"driver":"ODBC Driver 18 for SQL Server","server":"erp"}"#);
+        assert_eq!(mssql.for_small_results().connection_string(None), mssql.connection_string(None));
     }
 
     #[test]

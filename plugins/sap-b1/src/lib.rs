@@ -50,9 +50,10 @@ impl SapB1 {
         Ok(db)
     }
 
-    /// Connects to a company database (its name is the company id) and checks it is one.
-    fn open_company(&self, company: &str) -> Result<Database, PluginError> {
-        let db = Database::connect(&self.settings.connection, Some(checked_identifier(company)?))?;
+    /// Connects to a company's database over `connection` (the settings', or
+    /// [`ConnectionSettings::for_small_results`] for aggregates) and checks it is one.
+    fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
+        let db = Database::connect(connection, Some(checked_identifier(company)?))?;
         db.require_tables(ERP, &COMPANY_TABLES)?;
         Ok(db)
     }
@@ -109,7 +110,7 @@ impl Plugin for SapB1 {
             self.system()?.query(queries::COMPANIES, |row| Ok(row.required(0, "SRGC.dbName")?.to_owned()))?;
         let mut companies = Vec::new();
         for database in listed {
-            let db = self.open_company(&database)?;
+            let db = self.open_company(&database, &self.settings.connection)?;
             let info = db.query(queries::COMPANY, |row| {
                 Ok((row.opt_string(0)?.unwrap_or_default(), row.opt_string(1)?, row.opt_string(2)?))
             })?;
@@ -144,7 +145,7 @@ impl Plugin for SapB1 {
     }
 
     fn change_token(&self, company: &str, fiscal_year: i32) -> Result<String, PluginError> {
-        let db = self.open_company(company)?;
+        let db = self.open_company(company, &self.settings.connection.for_small_results())?;
         let labels = [
             "lines",
             "debit",
@@ -160,7 +161,7 @@ impl Plugin for SapB1 {
     }
 
     fn extract(&self, request: &ExtractRequest) -> Result<Batches, PluginError> {
-        let db = self.open_company(&request.company)?;
+        let db = self.open_company(&request.company, &self.settings.connection)?;
         let currency = Self::company_currency(&db)?;
         let (cancel, year) = (request.cancel.clone(), request.fiscal_year);
         self.host.debug(&format!("extracting {} from {}", request.entity, db.place()));

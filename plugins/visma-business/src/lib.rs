@@ -100,9 +100,10 @@ impl VismaBusiness {
         checked_identifier(&name).map(str::to_owned)
     }
 
-    /// Connects to a company's database and checks it is one.
-    fn open_company(&self, company: &str) -> Result<Database, PluginError> {
-        let db = Database::connect(&self.settings.connection, Some(&self.company_database(company)?))?;
+    /// Connects to a company's database over `connection` (the settings', or
+    /// [`ConnectionSettings::for_small_results`] for aggregates) and checks it is one.
+    fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
+        let db = Database::connect(connection, Some(&self.company_database(company)?))?;
         db.require_tables(ERP, &COMPANY_TABLES)?;
         Ok(db)
     }
@@ -256,7 +257,7 @@ impl Plugin for VismaBusiness {
         let mut companies = Vec::with_capacity(listed.len());
         for (number, name, organisation_number, currency) in listed {
             let id = number.to_string();
-            let db = self.open_company(&id)?;
+            let db = self.open_company(&id, &self.settings.connection.for_small_results())?;
             companies.push(Company {
                 fiscal_years: self.fiscal_years(&id, &db)?,
                 id,
@@ -274,14 +275,17 @@ impl Plugin for VismaBusiness {
         {
             return Ok(token);
         }
-        let (mut tokens, empty_year) = self.year_tokens(company, &self.open_company(company)?)?;
+        let (mut tokens, empty_year) = self.year_tokens(
+            company,
+            &self.open_company(company, &self.settings.connection.for_small_results())?,
+        )?;
         let token = tokens.remove(&fiscal_year).unwrap_or(empty_year);
         self.tokens.lock().unwrap_or_else(|e| e.into_inner()).store(company, &tokens);
         Ok(token)
     }
 
     fn extract(&self, request: &ExtractRequest) -> Result<Batches, PluginError> {
-        let db = self.open_company(&request.company)?;
+        let db = self.open_company(&request.company, &self.settings.connection)?;
         let company = self.companies_currency(&request.company).unwrap_or_else(|_| "NOK".to_owned());
         let cancel = request.cancel.clone();
         let year = request.fiscal_year;

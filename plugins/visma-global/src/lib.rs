@@ -41,7 +41,12 @@ pub struct VismaGlobal {
 impl VismaGlobal {
     /// Connects to the database; on SQLite attaches every company file as a schema.
     fn connect(&self) -> Result<(Database, Vec<String>), PluginError> {
-        let db = Database::connect(&self.settings.connection, Some(&self.settings.database))?;
+        self.connect_with(&self.settings.connection)
+    }
+
+    /// The same over `connection` (see [`VismaGlobal::open_company`]).
+    fn connect_with(&self, connection: &ConnectionSettings) -> Result<(Database, Vec<String>), PluginError> {
+        let db = Database::connect(connection, Some(&self.settings.database))?;
         let candidates = if self.settings.connection.dialect() == Dialect::Sqlite {
             let mut attached = Vec::new();
             for (schema, path) in self.company_files()? {
@@ -82,9 +87,15 @@ impl VismaGlobal {
         Ok(files)
     }
 
-    /// Connects and returns the checked schema of `company`.
-    fn open_company(&self, company: &str) -> Result<(Database, String), PluginError> {
-        let (db, schemas) = self.connect()?;
+    /// Connects over `connection` (the settings', or
+    /// [`ConnectionSettings::for_small_results`] for aggregates) and returns the
+    /// checked schema of `company`.
+    fn open_company(
+        &self,
+        company: &str,
+        connection: &ConnectionSettings,
+    ) -> Result<(Database, String), PluginError> {
+        let (db, schemas) = self.connect_with(connection)?;
         let Some(schema) = schemas.into_iter().find(|s| s.eq_ignore_ascii_case(company)) else {
             return Err(PluginError::new(
                 ErrorKind::NOT_FOUND,
@@ -189,7 +200,7 @@ impl Plugin for VismaGlobal {
     }
 
     fn change_token(&self, company: &str, fiscal_year: i32) -> Result<String, PluginError> {
-        let (db, schema) = self.open_company(company)?;
+        let (db, schema) = self.open_company(company, &self.settings.connection.for_small_results())?;
         let labels = [
             "lines",
             "sum",
@@ -204,7 +215,7 @@ impl Plugin for VismaGlobal {
     }
 
     fn extract(&self, request: &ExtractRequest) -> Result<Batches, PluginError> {
-        let (db, schema) = self.open_company(&request.company)?;
+        let (db, schema) = self.open_company(&request.company, &self.settings.connection)?;
         let labels = db
             .query(&queries::dimension_labels(&schema), |row| Ok((row.opt_string(0)?, row.opt_string(1)?)))?;
         let (department, project) = labels.into_iter().next().unwrap_or_default();
