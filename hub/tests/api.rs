@@ -257,6 +257,10 @@ fn bad_input_is_rejected_with_a_reason_and_nothing_becomes_visible() {
     wrong_entity.manifest.parts[0].entity = ledgerlink_plugin_api::canonical::Entity::TaxCodes;
     let id = client.upload(&wrong_entity);
     client.commit(&id).assert_error(400, "invalid_record", "part 0 (tax_codes), line 1");
+    let mut not_lines = base.clone();
+    not_lines.manifest.parts[0].entity = ledgerlink_plugin_api::canonical::Entity::VoucherLines;
+    let id = client.upload(&not_lines);
+    client.commit(&id).assert_error(400, "invalid_record", "part 0 (voucher_lines), line 1: not a valid");
 
     // 9. A voucher dated outside the fiscal year.
     let mut late_books = books2.clone();

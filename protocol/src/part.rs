@@ -3,6 +3,7 @@
 use crate::manifest::{hex, PartInfo};
 use ledgerlink_plugin_api::canonical::{Entity, RecordBatch};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -258,17 +259,40 @@ impl<R: Read> PartReader<R> {
         Ok(true)
     }
 
+    /// The next line parsed as a `T`, which may borrow from the line (e.g.
+    /// [`BorrowedVoucherLine`](ledgerlink_plugin_api::canonical::BorrowedVoucherLine));
+    /// `None` at the end of the part. For reading one record at a time without
+    /// the batches the iterator yields.
+    pub fn next_record<'s, T: Deserialize<'s>>(&'s mut self) -> Result<Option<T>, PartError> {
+        if !self.next_line()? {
+            return Ok(None);
+        }
+        // One UTF-8 check of the whole line: parsing from `&str` skips the check
+        // of every string inside (a tenth of the hub's commit time).
+        let text = match std::str::from_utf8(&self.buf) {
+            Ok(text) => text,
+            Err(e) => {
+                return Err(self.line_error(format!("not valid UTF-8 ({e}); NDJSON parts are UTF-8 text")))
+            }
+        };
+        match serde_json::from_str(text) {
+            Ok(record) => Ok(Some(record)),
+            Err(e) => Err(PartError::Line {
+                part: self.part,
+                entity: self.entity,
+                line: self.line_no,
+                message: format!("not a valid {} record: {e}", self.entity),
+            }),
+        }
+    }
+
     fn read_rows<T: DeserializeOwned>(&mut self) -> Result<Vec<T>, PartError> {
         let mut rows = Vec::new();
-        while rows.len() < self.batch_records && self.next_line()? {
-            // One UTF-8 check of the whole line: parsing from `&str` skips the
-            // check of every string inside (a tenth of the hub's commit time).
-            let text = std::str::from_utf8(&self.buf).map_err(|e| {
-                self.line_error(format!("not valid UTF-8 ({e}); NDJSON parts are UTF-8 text"))
-            })?;
-            let row = serde_json::from_str(text)
-                .map_err(|e| self.line_error(format!("not a valid {} record: {e}", self.entity)))?;
-            rows.push(row);
+        while rows.len() < self.batch_records {
+            match self.next_record()? {
+                Some(row) => rows.push(row),
+                None => break,
+            }
         }
         Ok(rows)
     }

@@ -4,6 +4,7 @@
 //! positive), dates are [`chrono::NaiveDate`], and every record carries the
 //! `source_key` of the ERP row it came from. Nothing here is a float.
 
+mod borrowed;
 mod codec;
 mod currency;
 mod dimension;
@@ -13,6 +14,7 @@ mod trial_balance;
 mod validate;
 mod voucher;
 
+pub use borrowed::{BorrowedDimensionRef, BorrowedVoucherLine, Text};
 pub use codec::{
     decode_batch, decode_companies, encode_batch, encode_batch_into, encode_companies, serde_date,
     serde_decimal, DecodeError,

@@ -1,6 +1,6 @@
 //! Validation of canonical records: required fields, ISO codes, references, balance.
 
-use super::{is_iso4217, Company, Entity, RecordBatch, VoucherLine};
+use super::{is_iso4217, BorrowedVoucherLine, Company, Entity, RecordBatch, VoucherLine};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -91,6 +91,19 @@ pub struct SnapshotValidator {
     open_voucher: Option<OpenVoucher>,
 }
 
+/// The fields of a voucher line the validator reads, from either form of line.
+struct LineFields<'a> {
+    voucher_id: &'a str,
+    account_id: &'a str,
+    customer_id: Option<&'a str>,
+    supplier_id: Option<&'a str>,
+    tax_code: Option<&'a str>,
+    currency: Option<&'a str>,
+    has_amount_currency: bool,
+    amount: Decimal,
+    source_key: &'a str,
+}
+
 #[derive(Debug)]
 struct OpenVoucher {
     id: String,
@@ -146,7 +159,7 @@ impl SnapshotValidator {
         }
     }
 
-    fn check_reference(&mut self, line: &VoucherLine, field: &str, target: Entity, id: Option<&str>) {
+    fn check_reference(&mut self, source_key: &str, field: &str, target: Entity, id: Option<&str>) {
         let Some(id) = id else { return };
         if !self.seen.contains(&target) {
             return;
@@ -161,12 +174,7 @@ impl SnapshotValidator {
         };
         if !known.contains(id) {
             let what = target.as_str().trim_end_matches('s').replace('_', " ");
-            self.problem(
-                Entity::VoucherLines,
-                &line.source_key,
-                field,
-                format!("{what} `{id}` does not exist"),
-            );
+            self.problem(Entity::VoucherLines, source_key, field, format!("{what} `{id}` does not exist"));
         }
     }
 
@@ -242,28 +250,68 @@ impl SnapshotValidator {
     }
 
     fn observe_line(&mut self, line: &VoucherLine) {
-        let entity = Entity::VoucherLines;
-        self.require(entity, &line.source_key, "voucher_id", &line.voucher_id);
-        self.require(entity, &line.source_key, "account_id", &line.account_id);
-        self.check_reference(line, "account_id", Entity::Accounts, Some(&line.account_id));
-        self.check_reference(line, "customer_id", Entity::Customers, line.customer_id.as_deref());
-        self.check_reference(line, "supplier_id", Entity::Suppliers, line.supplier_id.as_deref());
-        self.check_reference(line, "tax_code", Entity::TaxCodes, line.tax_code.as_deref());
-        for dim in &line.dimensions {
-            self.check_reference(line, "dimensions", Entity::DimensionTypes, Some(&dim.dimension_type));
+        let fields = LineFields {
+            voucher_id: &line.voucher_id,
+            account_id: &line.account_id,
+            customer_id: line.customer_id.as_deref(),
+            supplier_id: line.supplier_id.as_deref(),
+            tax_code: line.tax_code.as_deref(),
+            currency: line.currency.as_deref(),
+            has_amount_currency: line.amount_currency.is_some(),
+            amount: line.amount,
+            source_key: &line.source_key,
+        };
+        self.observe_line_fields(fields, line.dimensions.iter().map(|d| d.dimension_type.as_str()));
+    }
+
+    /// Validates one voucher line read without allocating (what [`Self::observe`]
+    /// does for each line of a voucher-line batch).
+    pub fn observe_borrowed_line(&mut self, line: &BorrowedVoucherLine<'_>) {
+        if !self.seen.contains(&Entity::VoucherLines) {
+            self.seen.insert(Entity::VoucherLines);
         }
-        self.check_currency(entity, &line.source_key, "currency", line.currency.as_deref());
-        if line.currency.is_some() && line.amount_currency.is_none() {
+        let fields = LineFields {
+            voucher_id: &line.voucher_id,
+            account_id: &line.account_id,
+            customer_id: line.customer_id.as_deref(),
+            supplier_id: line.supplier_id.as_deref(),
+            tax_code: line.tax_code.as_deref(),
+            currency: line.currency.as_deref(),
+            has_amount_currency: line.amount_currency.is_some(),
+            amount: line.amount,
+            source_key: &line.source_key,
+        };
+        self.observe_line_fields(fields, line.dimensions.iter().map(|d| &*d.dimension_type));
+    }
+
+    fn observe_line_fields<'a>(
+        &mut self,
+        line: LineFields<'a>,
+        dimension_types: impl Iterator<Item = &'a str>,
+    ) {
+        let entity = Entity::VoucherLines;
+        let key = line.source_key;
+        self.require(entity, key, "voucher_id", line.voucher_id);
+        self.require(entity, key, "account_id", line.account_id);
+        self.check_reference(key, "account_id", Entity::Accounts, Some(line.account_id));
+        self.check_reference(key, "customer_id", Entity::Customers, line.customer_id);
+        self.check_reference(key, "supplier_id", Entity::Suppliers, line.supplier_id);
+        self.check_reference(key, "tax_code", Entity::TaxCodes, line.tax_code);
+        for dimension_type in dimension_types {
+            self.check_reference(key, "dimensions", Entity::DimensionTypes, Some(dimension_type));
+        }
+        self.check_currency(entity, key, "currency", line.currency);
+        if line.currency.is_some() && !line.has_amount_currency {
             let msg = "is missing while `currency` is set".into();
-            self.problem(entity, &line.source_key, "amount_currency", msg);
+            self.problem(entity, key, "amount_currency", msg);
         }
         match &mut self.open_voucher {
             Some(open) if open.id == line.voucher_id => open.sum += line.amount,
             _ => {
                 self.close_voucher();
                 self.open_voucher = Some(OpenVoucher {
-                    id: line.voucher_id.clone(),
-                    first_source_key: line.source_key.clone(),
+                    id: line.voucher_id.to_owned(),
+                    first_source_key: key.to_owned(),
                     sum: line.amount,
                 });
             }
@@ -324,6 +372,41 @@ mod tests {
             supplier_id: None,
             source_key: format!("AcTr:{voucher}:{account}"),
         }
+    }
+
+    #[test]
+    fn borrowed_lines_get_the_same_report_as_owned_lines() {
+        let mut lines = vec![line("1", "1920", "100.00"), line("1", "3000", "-100.00")];
+        let mut stranger = line("2", "9999", "5.00");
+        stranger.currency = Some("KR".into());
+        stranger.customer_id = Some("404".into());
+        stranger.dimensions = vec![DimensionRef { dimension_type: "R9".into(), value: "1".into() }];
+        lines.push(stranger);
+        lines.push(line("2", "1920", "-4.99"));
+        let mut empty = line("3", "1920", "0");
+        empty.voucher_id = " ".into();
+        lines.push(empty);
+        let master = |v: &mut SnapshotValidator| {
+            v.observe(&RecordBatch::Accounts(vec![account("1920"), account("3000")]));
+            v.observe(&RecordBatch::Customers(vec![]));
+            v.observe(&RecordBatch::DimensionTypes(vec![]));
+        };
+
+        let mut owned = SnapshotValidator::default();
+        master(&mut owned);
+        owned.observe(&RecordBatch::VoucherLines(lines.clone()));
+        let owned = owned.finish();
+
+        let json: Vec<String> = lines.iter().map(|l| serde_json::to_string(l).unwrap()).collect();
+        let mut borrowed = SnapshotValidator::default();
+        master(&mut borrowed);
+        for text in &json {
+            borrowed.observe_borrowed_line(&serde_json::from_str(text).unwrap());
+        }
+        let borrowed = borrowed.finish();
+
+        assert_eq!(owned.total_problems, 7, "{:#?}", owned.problems);
+        assert_eq!(borrowed, owned);
     }
 
     #[test]
