@@ -1,7 +1,7 @@
 //! The part codec: canonical records as zstd-compressed NDJSON.
 
 use crate::manifest::{hex, PartInfo};
-use ledgerlink_plugin_api::canonical::{Entity, RecordBatch};
+use ledgerlink_plugin_api::canonical::{BorrowedVoucherLine, Entity, RecordBatch};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
@@ -59,22 +59,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Serializes a batch as NDJSON (one compact JSON object per line) into `out`.
 pub fn write_batch_ndjson<W: Write>(batch: &RecordBatch, out: &mut W) -> std::io::Result<()> {
-    fn lines<T: Serialize, W: Write>(rows: &[T], out: &mut W) -> std::io::Result<()> {
-        for row in rows {
-            serde_json::to_writer(&mut *out, row)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    }
     match batch {
-        RecordBatch::Accounts(r) => lines(r, out),
-        RecordBatch::Customers(r) | RecordBatch::Suppliers(r) => lines(r, out),
-        RecordBatch::DimensionTypes(r) => lines(r, out),
-        RecordBatch::DimensionValues(r) => lines(r, out),
-        RecordBatch::TaxCodes(r) => lines(r, out),
-        RecordBatch::Vouchers(r) => lines(r, out),
-        RecordBatch::VoucherLines(r) => lines(r, out),
+        RecordBatch::Accounts(r) => ndjson_lines(r, out),
+        RecordBatch::Customers(r) | RecordBatch::Suppliers(r) => ndjson_lines(r, out),
+        RecordBatch::DimensionTypes(r) => ndjson_lines(r, out),
+        RecordBatch::DimensionValues(r) => ndjson_lines(r, out),
+        RecordBatch::TaxCodes(r) => ndjson_lines(r, out),
+        RecordBatch::Vouchers(r) => ndjson_lines(r, out),
+        RecordBatch::VoucherLines(r) => ndjson_lines(r, out),
     }
+}
+
+/// Writes one compact JSON object per row, each ending in a newline.
+fn ndjson_lines<T: Serialize, W: Write>(rows: &[T], out: &mut W) -> std::io::Result<()> {
+    for row in rows {
+        serde_json::to_writer(&mut *out, row)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// A finished part: the compressed bytes and what the manifest says about them.
@@ -132,18 +134,33 @@ impl PartWriter {
 
     /// Appends a batch; it must be of the writer's entity.
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), PartError> {
-        if batch.entity() != self.entity {
-            return Err(PartError::WrongEntity { expected: self.entity, found: batch.entity() });
+        self.append(batch.entity(), batch.len(), |out| write_batch_ndjson(batch, out))
+    }
+
+    /// Appends voucher lines borrowed from their encoded batch (the same NDJSON
+    /// as [`Self::write_batch`] writes for the owned lines).
+    pub fn write_borrowed_lines(&mut self, lines: &[BorrowedVoucherLine<'_>]) -> Result<(), PartError> {
+        self.append(Entity::VoucherLines, lines.len(), |out| ndjson_lines(lines, out))
+    }
+
+    fn append(
+        &mut self,
+        entity: Entity,
+        records: usize,
+        write: impl FnOnce(
+            &mut std::io::BufWriter<&mut zstd::stream::write::Encoder<'static, Vec<u8>>>,
+        ) -> std::io::Result<()>,
+    ) -> Result<(), PartError> {
+        if entity != self.entity {
+            return Err(PartError::WrongEntity { expected: self.entity, found: entity });
         }
         // serde_json writes every field separately; feeding those small writes to
         // zstd one by one cost more than the compression itself (issue 9), so they
         // are gathered into 64 KiB chunks first.
         let mut out = std::io::BufWriter::with_capacity(64 << 10, &mut self.encoder);
-        write_batch_ndjson(batch, &mut out)
-            .and_then(|()| out.flush())
-            .map_err(|e| PartError::Compress(e.to_string()))?;
+        write(&mut out).and_then(|()| out.flush()).map_err(|e| PartError::Compress(e.to_string()))?;
         drop(out);
-        self.records += batch.len() as u64;
+        self.records += records as u64;
         Ok(())
     }
 
@@ -399,6 +416,26 @@ mod tests {
             .collect();
         assert_eq!(decoded, lines);
         assert_eq!(decoded[1].amount.to_string(), "-1.100");
+    }
+
+    #[test]
+    fn borrowed_lines_make_the_same_part_as_owned_lines() {
+        let lines: Vec<VoucherLine> =
+            (0..300).map(|i| line(&(i / 2).to_string(), "1920", "-12.30")).collect();
+        let mut owned = PartWriter::new(Entity::VoucherLines).unwrap();
+        owned.write_batch(&RecordBatch::VoucherLines(lines[..100].to_vec())).unwrap();
+        owned.write_batch(&RecordBatch::VoucherLines(lines[100..].to_vec())).unwrap();
+        let owned = owned.finish().unwrap();
+        let encoded = ledgerlink_plugin_api::canonical::encode_batch(&RecordBatch::VoucherLines(lines));
+        let borrowed =
+            ledgerlink_plugin_api::canonical::decode_borrowed_voucher_lines(&encoded).unwrap().unwrap();
+        let mut writer = PartWriter::new(Entity::VoucherLines).unwrap();
+        writer.write_borrowed_lines(&borrowed[..100]).unwrap();
+        writer.write_borrowed_lines(&borrowed[100..]).unwrap();
+        let part = writer.finish().unwrap();
+        assert_eq!((part.records, &part.sha256), (owned.records, &owned.sha256));
+        let mut accounts = PartWriter::new(Entity::Accounts).unwrap();
+        assert!(matches!(accounts.write_borrowed_lines(&borrowed), Err(PartError::WrongEntity { .. })));
     }
 
     #[test]

@@ -399,19 +399,36 @@ fn sync_year(
     for &entity in entities {
         let label = format!("{} company {} {} {entity}", key.source, company.id, key.fiscal_year);
         let mut progress = Progress::start(label, expected.get(entity.as_str()).copied(), ctx.quiet);
-        let batches = match source.extract(&company.id, entity, key.fiscal_year, ctx.cancel.clone()) {
+        let failed = |e: SourceError| Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() }));
+        let mut batches = match source.extract(&company.id, entity, key.fiscal_year, ctx.cancel.clone()) {
             Ok(batches) => batches,
-            Err(e) => return Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() })),
+            Err(e) => return failed(e),
         };
         let mut part = new_part(entity)?;
-        for batch in batches {
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) => return Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() })),
+        while let Some(bytes) = batches.next_encoded() {
+            let bytes = match bytes {
+                Ok(bytes) => bytes,
+                Err(e) => return failed(e),
             };
-            validator.observe(&batch);
-            part.write_batch(&batch).map_err(part_error)?;
-            progress.add(batch.len() as u64);
+            // Voucher lines, the bulk of a year, stay borrowed from the batch's
+            // bytes from decoding to NDJSON; other entities are decoded as records.
+            let records = match batches.borrowed_lines(&bytes) {
+                Ok(Some(lines)) => {
+                    lines.iter().for_each(|line| validator.observe_borrowed_line(line));
+                    part.write_borrowed_lines(&lines).map_err(part_error)?;
+                    lines.len()
+                }
+                Ok(None) => match batches.decode(&bytes) {
+                    Ok(batch) => {
+                        validator.observe(&batch);
+                        part.write_batch(&batch).map_err(part_error)?;
+                        batch.len()
+                    }
+                    Err(e) => return failed(e),
+                },
+                Err(e) => return failed(e),
+            };
+            progress.add(records as u64);
             if part.records() >= PART_RECORDS {
                 let full = std::mem::replace(&mut part, new_part(entity)?);
                 add_part(&mut writer, &mut parts, full)?;

@@ -6,7 +6,10 @@ use abi_stable::std_types::{ROption, RResult, RStr, RVec};
 use ledgerlink_plugin_api::abi::{
     BatchStreamBox, CancelFlag, HostContext, PluginError, PluginModuleRef, SourceBox,
 };
-use ledgerlink_plugin_api::canonical::{decode_batch, decode_companies, Company, Entity, RecordBatch};
+use ledgerlink_plugin_api::canonical::{
+    decode_batch, decode_borrowed_voucher_lines, decode_companies, BorrowedVoucherLine, Company, Entity,
+    RecordBatch,
+};
 use std::sync::mpsc::sync_channel;
 
 /// An opened source of a plugin loaded in this process.
@@ -171,30 +174,61 @@ impl BatchIter {
     }
 }
 
-impl Iterator for BatchIter {
-    type Item = Result<RecordBatch, SourceError>;
+impl BatchIter {
+    /// The next batch's bytes, undecoded (decode them with [`Self::decode`] or
+    /// [`Self::borrowed_lines`]); `None` at the end or after an error.
+    pub fn next_encoded(&mut self) -> Option<Result<BatchBytes, SourceError>> {
+        let next = (self.raw.as_mut()?)();
+        match next {
+            None => self.raw = None,
+            Some(Err(_)) => self.raw = None,
+            Some(Ok(_)) => {}
+        }
+        next
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let result = match (self.raw.as_mut()?)() {
-            None => {
-                self.raw = None;
-                return None;
-            }
-            Some(Err(error)) => Err(error),
-            Some(Ok(bytes)) => match decode_batch(bytes.as_slice()) {
-                Ok(batch) if batch.entity() == self.entity => Ok(batch),
-                Ok(batch) => Err(self.malformed(format!(
-                    "a batch of {} while {} was asked for",
-                    batch.entity(),
-                    self.entity
-                ))),
-                Err(e) => Err(self.malformed(e.to_string())),
-            },
+    /// Decodes a batch of this extraction; a batch of another entity is malformed.
+    pub fn decode(&mut self, bytes: &BatchBytes) -> Result<RecordBatch, SourceError> {
+        let result = match decode_batch(bytes.as_slice()) {
+            Ok(batch) if batch.entity() == self.entity => Ok(batch),
+            Ok(batch) => Err(self.malformed(format!(
+                "a batch of {} while {} was asked for",
+                batch.entity(),
+                self.entity
+            ))),
+            Err(e) => Err(self.malformed(e.to_string())),
         };
         if result.is_err() {
             self.raw = None;
         }
-        Some(result)
+        result
+    }
+
+    /// The voucher lines of a batch, borrowed from its bytes (no allocation per
+    /// line); `None` unless this extraction is of voucher lines and the batch
+    /// holds them (then [`Self::decode`] says what is wrong).
+    pub fn borrowed_lines<'b>(
+        &mut self,
+        bytes: &'b BatchBytes,
+    ) -> Result<Option<Vec<BorrowedVoucherLine<'b>>>, SourceError> {
+        if self.entity != Entity::VoucherLines {
+            return Ok(None);
+        }
+        decode_borrowed_voucher_lines(bytes.as_slice()).map_err(|e| {
+            self.raw = None;
+            self.malformed(e.to_string())
+        })
+    }
+}
+
+impl Iterator for BatchIter {
+    type Item = Result<RecordBatch, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(match self.next_encoded()? {
+            Ok(bytes) => self.decode(&bytes),
+            Err(error) => Err(error),
+        })
     }
 }
 
@@ -239,5 +273,72 @@ impl Extractor for PluginSource {
         cancel: CancelFlag,
     ) -> Result<BatchIter, SourceError> {
         PluginSource::extract(self, company, entity, fiscal_year, cancel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledgerlink_plugin_api::canonical::{encode_batch, Account, NaiveDate, VoucherLine};
+
+    fn line(voucher: &str) -> VoucherLine {
+        VoucherLine {
+            voucher_id: voucher.into(),
+            line_no: 1,
+            account_id: "1920".into(),
+            date: NaiveDate::from_ymd_opt(2025, 1, 31).unwrap(),
+            description: Some("Kaffe".into()),
+            amount: "12.50".parse().unwrap(),
+            currency: None,
+            amount_currency: None,
+            tax_code: None,
+            tax_amount: None,
+            dimensions: vec![],
+            customer_id: None,
+            supplier_id: None,
+            source_key: format!("AcTr/{voucher}"),
+        }
+    }
+
+    /// An extraction of voucher lines whose plugin hands over `batches`.
+    fn lines_extraction(batches: Vec<Vec<u8>>) -> BatchIter {
+        let mut batches = batches.into_iter();
+        let raw: RawBatches = Box::new(move || batches.next().map(|b| Ok(BatchBytes::Owned(b))));
+        BatchIter::new("fixture".into(), "extract voucher_lines".into(), Entity::VoucherLines, raw)
+    }
+
+    #[test]
+    fn voucher_lines_are_read_borrowed_and_anything_else_is_malformed() {
+        let lines = vec![line("1"), line("2")];
+        let account = Account {
+            id: "1920".into(),
+            name: "Bank".into(),
+            grouping_category: None,
+            grouping_code: None,
+            standard_account: None,
+            default_tax_code: None,
+            source_key: "Ac/1920".into(),
+        };
+        let mut extraction = lines_extraction(vec![
+            encode_batch(&RecordBatch::VoucherLines(lines.clone())),
+            encode_batch(&RecordBatch::Accounts(vec![account])),
+        ]);
+        let bytes = extraction.next_encoded().unwrap().unwrap();
+        let borrowed = extraction.borrowed_lines(&bytes).unwrap().unwrap();
+        assert_eq!(borrowed.iter().map(|l| &*l.voucher_id).collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(borrowed[1].amount, lines[1].amount);
+
+        let bytes = extraction.next_encoded().unwrap().unwrap();
+        assert!(extraction.borrowed_lines(&bytes).unwrap().is_none(), "not lines: left to decode");
+        let error = extraction.decode(&bytes).unwrap_err().to_string();
+        assert!(error.contains("a batch of accounts while voucher_lines was asked for"), "{error}");
+        assert!(extraction.next_encoded().is_none(), "the extraction ends at its first error");
+
+        let mut garbage =
+            lines_extraction(vec![vec![7, 0xff, 0xff], encode_batch(&RecordBatch::VoucherLines(lines))]);
+        let bytes = garbage.next_encoded().unwrap().unwrap();
+        let error = garbage.borrowed_lines(&bytes).unwrap_err().to_string();
+        assert!(error.contains("fixture") && error.contains("extract voucher_lines"), "{error}");
+        assert!(garbage.next_encoded().is_none(), "the extraction ends at its first error");
     }
 }

@@ -14,7 +14,7 @@ mod trial_balance;
 mod validate;
 mod voucher;
 
-pub use borrowed::{BorrowedDimensionRef, BorrowedVoucherLine, Text};
+pub use borrowed::{decode_borrowed_voucher_lines, BorrowedDimensionRef, BorrowedVoucherLine, Text};
 pub use codec::{
     decode_batch, decode_companies, encode_batch, encode_batch_into, encode_companies, serde_date,
     serde_decimal, DecodeError,
