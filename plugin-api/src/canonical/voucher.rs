@@ -27,6 +27,8 @@ pub struct Voucher {
 /// One general-ledger line of a voucher.
 ///
 /// Lines of one voucher are emitted contiguously; together they sum to zero.
+/// A new field must be added to [`super::BorrowedVoucherLine`] too (its tests
+/// fail otherwise; decision 0016).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoucherLine {
     /// The [`Voucher::id`] this line belongs to.

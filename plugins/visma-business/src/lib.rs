@@ -16,7 +16,7 @@ use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, Naive
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
 use ledgerlink_plugin_api::{export_plugin, Entity, ErrorKind, PluginError};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,8 @@ pub struct VismaBusiness {
     extents: Mutex<HashMap<(String, i32), queries::YearExtent>>,
     /// Voucher headers folded from the last voucher-line pass.
     headers: headers::SharedCollector,
+    /// Company databases whose tables were found readable.
+    checked_companies: Mutex<HashSet<String>>,
 }
 
 /// How long a token computed ahead stays usable. A token taken before the data
@@ -102,9 +104,16 @@ impl VismaBusiness {
 
     /// Connects to a company's database over `connection` (the settings', or
     /// [`ConnectionSettings::for_small_results`] for aggregates) and checks it is one.
+    /// The tables are checked once per company and instance: every extraction
+    /// opens a connection, and five checks cost a dozen round trips each time.
     fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
-        let db = Database::connect(connection, Some(&self.company_database(company)?))?;
-        db.require_tables(ERP, &COMPANY_TABLES)?;
+        let database = self.company_database(company)?;
+        let db = Database::connect(connection, Some(&database))?;
+        let mut checked = self.checked_companies.lock().unwrap_or_else(|e| e.into_inner());
+        if !checked.contains(&database) {
+            db.require_tables(ERP, &COMPANY_TABLES)?;
+            checked.insert(database);
+        }
         Ok(db)
     }
 
@@ -236,6 +245,7 @@ impl Plugin for VismaBusiness {
             host,
             tokens: Mutex::default(),
             extents: Mutex::default(),
+            checked_companies: Mutex::default(),
             headers: Default::default(),
         })
     }
