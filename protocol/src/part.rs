@@ -281,6 +281,11 @@ impl<R: Read> PartReader<R> {
     /// `None` at the end of the part. For reading one record at a time without
     /// the batches the iterator yields.
     pub fn next_record<'s, T: Deserialize<'s>>(&'s mut self) -> Result<Option<T>, PartError> {
+        if self.done {
+            return Ok(None);
+        }
+        // Reading stops at the first error, as the iterator's does.
+        self.done = true;
         if !self.next_line()? {
             return Ok(None);
         }
@@ -293,7 +298,10 @@ impl<R: Read> PartReader<R> {
             }
         };
         match serde_json::from_str(text) {
-            Ok(record) => Ok(Some(record)),
+            Ok(record) => {
+                self.done = false;
+                Ok(Some(record))
+            }
             Err(e) => Err(PartError::Line {
                 part: self.part,
                 entity: self.entity,
@@ -496,6 +504,19 @@ mod tests {
             message.contains("part 2 (accounts), line 2") && message.contains("not valid UTF-8"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn reading_record_by_record_stops_at_the_first_error() {
+        let good = serde_json::to_string(&account("1920")).unwrap();
+        let text = format!("{good}\n{{\"id\":\"3000\"}}\n{good}\n");
+        let bytes = compress(&text);
+        let mut reader = PartReader::new(Entity::Accounts, 1, &bytes[..]).unwrap();
+        assert!(reader.next_record::<Account>().unwrap().is_some());
+        let err = reader.next_record::<Account>().unwrap_err();
+        assert!(err.to_string().contains("part 1 (accounts), line 2"), "{err}");
+        assert!(reader.next_record::<Account>().unwrap().is_none(), "nothing after the bad line");
+        assert_eq!(reader.records_read(), 2);
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub mod serde_decimal {
     /// Deserializes a decimal; a JSON number is refused so no float can sneak in.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
         if deserializer.is_human_readable() {
-            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            // Borrowed from the input when it can be (no copy per amount or date).
+            let text = super::super::Text::deserialize(deserializer)?;
             Decimal::from_str_exact(&text)
                 .map_err(|e| D::Error::custom(format!("`{text}` is not an exact decimal: {e}")))
         } else {
@@ -150,7 +151,8 @@ pub mod serde_date {
     /// Deserializes a date.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
         if deserializer.is_human_readable() {
-            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            // Borrowed from the input when it can be (no copy per amount or date).
+            let text = super::super::Text::deserialize(deserializer)?;
             parse_iso_date(&text).map(Ok).unwrap_or_else(|| {
                 NaiveDate::parse_from_str(&text, "%Y-%m-%d")
                     .map_err(|e| D::Error::custom(format!("`{text}` is not a date (YYYY-MM-DD): {e}")))

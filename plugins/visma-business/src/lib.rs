@@ -109,10 +109,11 @@ impl VismaBusiness {
     fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
         let database = self.company_database(company)?;
         let db = Database::connect(connection, Some(&database))?;
-        let mut checked = self.checked_companies.lock().unwrap_or_else(|e| e.into_inner());
-        if !checked.contains(&database) {
+        let checked =
+            |c: &Mutex<HashSet<String>>| c.lock().unwrap_or_else(|e| e.into_inner()).contains(&database);
+        if !checked(&self.checked_companies) {
             db.require_tables(ERP, &COMPANY_TABLES)?;
-            checked.insert(database);
+            self.checked_companies.lock().unwrap_or_else(|e| e.into_inner()).insert(database);
         }
         Ok(db)
     }
