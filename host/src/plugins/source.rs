@@ -179,10 +179,8 @@ impl BatchIter {
     /// [`Self::borrowed_lines`]); `None` at the end or after an error.
     pub fn next_encoded(&mut self) -> Option<Result<BatchBytes, SourceError>> {
         let next = (self.raw.as_mut()?)();
-        match next {
-            None => self.raw = None,
-            Some(Err(_)) => self.raw = None,
-            Some(Ok(_)) => {}
+        if !matches!(next, Some(Ok(_))) {
+            self.raw = None;
         }
         next
     }

@@ -16,12 +16,14 @@ mod database;
 mod errors;
 mod lanes;
 mod settings;
+mod table_checks;
 mod token;
 
 pub use database::{Database, Row};
 pub use errors::{missing_table_error, odbc_error};
 pub use lanes::{stream_lanes, LaneRead};
 pub use settings::{ConnectionSettings, Dialect, Secret};
+pub use table_checks::TableChecks;
 pub use token::ChangeToken;
 
 /// The manifest of an ODBC plugin: extract and change-token capabilities.

@@ -9,7 +9,7 @@
 
 mod queries;
 
-use ledgerlink_odbc_common::{checked_identifier, convert, ConnectionSettings, Database};
+use ledgerlink_odbc_common::{checked_identifier, convert, ConnectionSettings, Database, TableChecks};
 use ledgerlink_plugin_api::canonical::{Company, Datelike, FiscalYear, NaiveDate, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
 use ledgerlink_plugin_api::{export_plugin, Entity, PluginError};
@@ -41,6 +41,8 @@ fn default_system_database() -> String {
 pub struct SapB1 {
     settings: Settings,
     host: Host,
+    /// Company databases whose tables were found readable.
+    table_checks: TableChecks,
 }
 
 impl SapB1 {
@@ -54,7 +56,7 @@ impl SapB1 {
     /// [`ConnectionSettings::for_small_results`] for aggregates) and checks it is one.
     fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
         let db = Database::connect(connection, Some(checked_identifier(company)?))?;
-        db.require_tables(ERP, &COMPANY_TABLES)?;
+        self.table_checks.require(&db, ERP, &COMPANY_TABLES)?;
         Ok(db)
     }
 
@@ -97,7 +99,7 @@ impl Plugin for SapB1 {
             "SAP Business One source on {}",
             settings.connection.redacted_connection_string(Some(&settings.system_database))
         ));
-        Ok(Self { settings, host })
+        Ok(Self { settings, host, table_checks: TableChecks::default() })
     }
 
     fn check(&self) -> Result<String, PluginError> {

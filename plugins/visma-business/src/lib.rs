@@ -10,13 +10,13 @@ mod headers;
 mod queries;
 
 use ledgerlink_odbc_common::{
-    checked_identifier, stream_lanes, ChangeToken, ConnectionSettings, Database, LaneRead,
+    checked_identifier, stream_lanes, ChangeToken, ConnectionSettings, Database, LaneRead, TableChecks,
 };
 use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, NaiveDate, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
 use ledgerlink_plugin_api::{export_plugin, Entity, ErrorKind, PluginError};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ pub struct VismaBusiness {
     /// Voucher headers folded from the last voucher-line pass.
     headers: headers::SharedCollector,
     /// Company databases whose tables were found readable.
-    checked_companies: Mutex<HashSet<String>>,
+    table_checks: TableChecks,
 }
 
 /// How long a token computed ahead stays usable. A token taken before the data
@@ -104,17 +104,9 @@ impl VismaBusiness {
 
     /// Connects to a company's database over `connection` (the settings', or
     /// [`ConnectionSettings::for_small_results`] for aggregates) and checks it is one.
-    /// The tables are checked once per company and instance: every extraction
-    /// opens a connection, and five checks cost a dozen round trips each time.
     fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
-        let database = self.company_database(company)?;
-        let db = Database::connect(connection, Some(&database))?;
-        let checked =
-            |c: &Mutex<HashSet<String>>| c.lock().unwrap_or_else(|e| e.into_inner()).contains(&database);
-        if !checked(&self.checked_companies) {
-            db.require_tables(ERP, &COMPANY_TABLES)?;
-            self.checked_companies.lock().unwrap_or_else(|e| e.into_inner()).insert(database);
-        }
+        let db = Database::connect(connection, Some(&self.company_database(company)?))?;
+        self.table_checks.require(&db, ERP, &COMPANY_TABLES)?;
         Ok(db)
     }
 
@@ -246,7 +238,7 @@ impl Plugin for VismaBusiness {
             host,
             tokens: Mutex::default(),
             extents: Mutex::default(),
-            checked_companies: Mutex::default(),
+            table_checks: TableChecks::default(),
             headers: Default::default(),
         })
     }

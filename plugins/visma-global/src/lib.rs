@@ -9,7 +9,9 @@
 
 mod queries;
 
-use ledgerlink_odbc_common::{checked_identifier, convert, ConnectionSettings, Database, Dialect};
+use ledgerlink_odbc_common::{
+    checked_identifier, convert, ConnectionSettings, Database, Dialect, TableChecks,
+};
 use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
 use ledgerlink_plugin_api::{export_plugin, Entity, ErrorKind, PluginError};
@@ -36,6 +38,8 @@ pub struct Settings {
 pub struct VismaGlobal {
     settings: Settings,
     host: Host,
+    /// Company schemas whose tables were found readable.
+    table_checks: TableChecks,
 }
 
 impl VismaGlobal {
@@ -104,7 +108,7 @@ impl VismaGlobal {
             ));
         };
         let tables: Vec<String> = COMPANY_TABLES.iter().map(|t| format!("{schema}.{t}")).collect();
-        db.require_tables(ERP, &tables.iter().map(String::as_str).collect::<Vec<_>>())?;
+        self.table_checks.require(&db, ERP, &tables.iter().map(String::as_str).collect::<Vec<_>>())?;
         Ok((db, schema))
     }
 }
@@ -150,7 +154,7 @@ impl Plugin for VismaGlobal {
             "Visma Global source on {}",
             settings.connection.redacted_connection_string(Some(&settings.database))
         ));
-        Ok(Self { settings, host })
+        Ok(Self { settings, host, table_checks: TableChecks::default() })
     }
 
     fn check(&self) -> Result<String, PluginError> {
