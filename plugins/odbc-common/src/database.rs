@@ -2,6 +2,7 @@
 
 use crate::convert;
 use crate::errors::{missing_table_error, odbc_error};
+use crate::pool::{ConnectionPool, Lease};
 use crate::settings::ConnectionSettings;
 use crate::token::ChangeToken;
 use ledgerlink_plugin_api::abi::CancelFlag;
@@ -10,8 +11,10 @@ use ledgerlink_plugin_api::sdk::Batches;
 use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
 use odbc_api::buffers::{BufferDesc, ColumnarDynBuffer, NullableSlice, TextColumnSlice, TextRowSet};
 use odbc_api::{
-    ConcurrentBlockCursor, Connection, ConnectionOptions, Cursor, OwnedCursor, ResultSetMetadata,
+    ConcurrentBlockCursor, ConnectionOptions, ConnectionTransitions, Cursor, OwnedCursor, ResultSetMetadata,
+    SharedConnection,
 };
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The shortest buffer of a column, in bytes: enough for any number.
 const MIN_TEXT_BYTES: usize = 48;
@@ -21,7 +24,7 @@ const MAX_TEXT_BYTES: usize = 4096;
 
 /// A connection to one database of the ERP.
 pub struct Database {
-    connection: Connection<'static>,
+    lease: Lease,
     settings: ConnectionSettings,
     place: String,
 }
@@ -117,8 +120,17 @@ fn empty(what: &str) -> PluginError {
 }
 
 impl Database {
-    /// Connects to `database` (or the default database of the login / DSN).
+    /// Connects to `database` (or the default database of the login / DSN); the
+    /// connection is closed when dropped ([`ConnectionPool::connect`] keeps it).
     pub fn connect(settings: &ConnectionSettings, database: Option<&str>) -> Result<Self, PluginError> {
+        Ok(Self::from_lease(Lease::unpooled(Self::open(settings, database)?), settings, database))
+    }
+
+    /// Opens a new connection.
+    pub(crate) fn open(
+        settings: &ConnectionSettings,
+        database: Option<&str>,
+    ) -> Result<SharedConnection<'static>, PluginError> {
         let place = settings.describe(database);
         let password = settings.password.as_ref().map(|p| p.expose());
         let environment =
@@ -128,12 +140,25 @@ impl Database {
         let connection = environment
             .connect_with_connection_string(&settings.connection_string(database), options)
             .map_err(|e| odbc_error(&e, "connecting to", &place, password))?;
-        Ok(Self { connection, settings: settings.clone(), place })
+        Ok(Arc::new(Mutex::new(connection)))
+    }
+
+    pub(crate) fn from_lease(lease: Lease, settings: &ConnectionSettings, database: Option<&str>) -> Self {
+        Self { lease, settings: settings.clone(), place: settings.describe(database) }
+    }
+
+    /// The pool this connection returns to, if any.
+    pub(crate) fn pool(&self) -> Option<ConnectionPool> {
+        self.lease.pool().cloned()
     }
 
     /// The settings this connection was made with.
     pub(crate) fn settings(&self) -> &ConnectionSettings {
         &self.settings
+    }
+
+    fn connection(&self) -> MutexGuard<'_, odbc_api::Connection<'static>> {
+        self.lease.connection().lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// "database F0001 on erp-sql:1433", for messages.
@@ -142,6 +167,8 @@ impl Database {
     }
 
     fn fail(&self, doing: &str, error: &odbc_api::Error) -> PluginError {
+        // A failed statement may leave a transaction open: never reuse the connection.
+        self.lease.set_reusable(false);
         odbc_error(error, doing, &self.place, self.settings.password.as_ref().map(|p| p.expose()))
     }
 
@@ -151,12 +178,13 @@ impl Database {
 
     /// Runs a statement that returns no rows we need (e.g. SQLite's ATTACH).
     pub fn execute(&self, sql: &str) -> Result<(), PluginError> {
-        self.connection.execute(sql, (), self.timeout()).map(|_| ()).map_err(|e| self.fail("querying", &e))
+        let result = self.connection().execute(sql, (), self.timeout()).map(|_| ());
+        result.map_err(|e| self.fail("querying", &e))
     }
 
     /// The database product and version, e.g. "PostgreSQL 15.8".
     pub fn server_description(&self) -> String {
-        let name = self.connection.database_management_system_name().unwrap_or_else(|_| "database".into());
+        let name = self.connection().database_management_system_name().unwrap_or_else(|_| "database".into());
         match self.query("SELECT 1", |_| Ok(())) {
             Ok(_) => name,
             Err(_) => format!("{name} (not answering queries)"),
@@ -197,8 +225,9 @@ impl Database {
     /// The schemas holding a table named `table` (case-insensitive), from the ODBC
     /// catalog functions (`SQLTables`), sorted.
     pub fn schemas_with_table(&self, table: &str) -> Result<Vec<String>, PluginError> {
+        let connection = self.connection();
         let rows =
-            self.connection.tables("", "%", "%", "TABLE").map_err(|e| self.fail("listing tables of", &e))?;
+            connection.tables("", "%", "%", "TABLE").map_err(|e| self.fail("listing tables of", &e))?;
         let mut schemas = Vec::new();
         for row in rows {
             let row = row.map_err(|e| self.fail("listing tables of", &e))?;
@@ -216,7 +245,12 @@ impl Database {
 
     /// True when `SELECT … FROM table` works: the table exists and may be read.
     pub fn can_read(&self, table: &str) -> bool {
-        self.connection.execute(&format!("SELECT 1 FROM {table} WHERE 1 = 0"), (), self.timeout()).is_ok()
+        let sql = format!("SELECT 1 FROM {table} WHERE 1 = 0");
+        let readable = self.connection().execute(&sql, (), self.timeout()).is_ok();
+        if !readable {
+            self.lease.set_reusable(false);
+        }
+        readable
     }
 
     /// Runs a query and maps every row (for small results: companies, tokens).
@@ -225,8 +259,8 @@ impl Database {
         sql: &str,
         mut map: impl FnMut(&Row<'_>) -> Result<T, PluginError>,
     ) -> Result<Vec<T>, PluginError> {
-        let cursor =
-            self.connection.execute(sql, (), self.timeout()).map_err(|e| self.fail("querying", &e))?;
+        let connection = self.connection();
+        let cursor = connection.execute(sql, (), self.timeout()).map_err(|e| self.fail("querying", &e))?;
         let Some(mut cursor) = cursor else { return Ok(Vec::new()) };
         let buffer =
             fetch_buffer(&self.settings, &mut cursor, &[]).map_err(|e| self.fail("reading from", &e))?;
@@ -237,7 +271,10 @@ impl Database {
         {
             let columns = block_columns(rows);
             for index in 0..rows.num_rows() {
-                out.push(map(&Row { columns: &columns, index })?);
+                // A row the caller rejects leaves the rest unread: the connection is closed.
+                out.push(
+                    map(&Row { columns: &columns, index }).inspect_err(|_| self.lease.set_reusable(false))?,
+                );
             }
         }
         Ok(out)
@@ -274,13 +311,18 @@ impl Database {
         T: Send + 'static,
         F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
     {
-        let Database { connection, settings, place } = self;
+        let Database { lease, settings, place } = self;
+        // Reusable again only once every row was read.
+        lease.set_reusable(false);
         let password = settings.password.as_ref().map(|p| p.expose().to_owned());
         let fail = |e: &odbc_api::Error| odbc_error(e, "querying", &place, password.as_deref());
         let timeout = Some(settings.query_timeout_secs as usize).filter(|&s| s > 0);
-        let mut cursor = match connection.into_cursor(sql, (), timeout) {
+        let mut cursor = match lease.connection().clone().into_cursor(sql, (), timeout) {
             Ok(Some(cursor)) => cursor,
-            Ok(None) => return Ok(Box::new(std::iter::empty())),
+            Ok(None) => {
+                lease.set_reusable(true);
+                return Ok(Box::new(std::iter::empty()));
+            }
             Err(e) => return Err(fail(&e.error)),
         };
         let buffer = fetch_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
@@ -289,7 +331,7 @@ impl Database {
         let spare = fetch_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
         let block = cursor.bind_buffer(buffer).map_err(|e| fail(&e))?;
         let fetching = ConcurrentBlockCursor::from_block_cursor(block);
-        Ok(Box::new(RowStream { fetching, spare, map, wrap, cancel, place, password, done: false }))
+        Ok(Box::new(RowStream { fetching, spare, map, wrap, cancel, place, password, done: false, lease }))
     }
 }
 
@@ -332,7 +374,7 @@ fn fetch_buffer(
 
 /// The iterator behind [`Database::stream`].
 struct RowStream<T, F> {
-    fetching: ConcurrentBlockCursor<OwnedCursor<Connection<'static>>, ColumnarDynBuffer>,
+    fetching: ConcurrentBlockCursor<OwnedCursor<SharedConnection<'static>>, ColumnarDynBuffer>,
     spare: ColumnarDynBuffer,
     map: F,
     wrap: fn(Vec<T>) -> RecordBatch,
@@ -340,6 +382,9 @@ struct RowStream<T, F> {
     place: String,
     password: Option<String>,
     done: bool,
+    /// Declared last, so dropped after the cursor: the connection goes back to its
+    /// pool only when no statement holds it.
+    lease: Lease,
 }
 
 impl<T, F> Iterator for RowStream<T, F>
@@ -371,6 +416,7 @@ where
             }
             Ok(false) => {
                 self.done = true;
+                self.lease.set_reusable(true);
                 return None;
             }
             Err(e) => Err(odbc_error(&e, "reading from", &self.place, self.password.as_deref())),

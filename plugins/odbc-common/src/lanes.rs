@@ -10,7 +10,7 @@
 //! when its turn comes. The fetch budget (`fetch_rows`, `fetch_buffer_bytes`) is
 //! shared among the lanes, so memory stays what one connection would use.
 
-use crate::{Database, Row};
+use crate::{ConnectionSettings, Database, Row};
 use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::{decode_batch, encode_batch};
 use ledgerlink_plugin_api::sdk::Batches;
@@ -68,8 +68,8 @@ pub struct LaneRead<'a> {
 
 /// Streams the lanes' queries as one ordered stream of batches, over one
 /// connection per query; a single query is streamed over `db` itself, more
-/// queries each get a new connection (to `read.database`) with its share of the
-/// fetch budget. `mapper(lane)` makes the row mapper of a lane; lanes never share
+/// queries each get a connection (to `read.database`, from `db`'s pool if it
+/// has one) with its share of the fetch budget. `mapper(lane)` makes the row mapper of a lane; lanes never share
 /// a key, so per-key state (a voucher's line numbers) stays within one mapper.
 pub fn stream_lanes<T, F>(
     db: Database,
@@ -89,11 +89,17 @@ where
     }
     let lanes = queries.len();
     let lane_settings = db.settings().shared_by(lanes);
+    let pool = db.pool();
+    // Back to its pool (if any) before the lanes connect: a lane may reuse it.
     drop(db);
+    let connect = move |settings: &ConnectionSettings, database: Option<&str>| match &pool {
+        Some(pool) => pool.connect(settings, database),
+        None => Database::connect(settings, database),
+    };
     let shared = Arc::new(Shared::default());
     let mut queries = queries.into_iter();
     let first_query = queries.next().unwrap_or_default();
-    let first = Database::connect(&lane_settings, database)?.stream_typed(
+    let first = connect(&lane_settings, database)?.stream_typed(
         &first_query,
         integer_columns,
         mapper(0),
@@ -117,12 +123,12 @@ where
         let (notes, received) = mpsc::channel();
         let map = mapper(lane);
         let (settings, database) = (lane_settings.clone(), database.map(str::to_owned));
-        let (shared, cancel) = (shared.clone(), cancel.clone());
+        let (shared, cancel, connect) = (shared.clone(), cancel.clone(), connect.clone());
         std::thread::Builder::new()
             .name(format!("lane-{lane}"))
             .spawn(move || {
                 let run = || {
-                    let db = Database::connect(&settings, database.as_deref())?;
+                    let db = connect(&settings, database.as_deref())?;
                     let batches = db.stream_typed(&query, integer_columns, map, wrap, cancel)?;
                     spill(lane, batches, file, &notes, &shared)
                 };

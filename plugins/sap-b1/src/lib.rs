@@ -9,7 +9,9 @@
 
 mod queries;
 
-use ledgerlink_odbc_common::{checked_identifier, convert, ConnectionSettings, Database, TableChecks};
+use ledgerlink_odbc_common::{
+    checked_identifier, convert, ConnectionPool, ConnectionSettings, Database, TableChecks,
+};
 use ledgerlink_plugin_api::canonical::{Company, Datelike, FiscalYear, NaiveDate, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
 use ledgerlink_plugin_api::{export_plugin, Entity, PluginError};
@@ -43,19 +45,21 @@ pub struct SapB1 {
     host: Host,
     /// Company databases whose tables were found readable.
     table_checks: TableChecks,
+    /// Connections kept between extractions.
+    connections: ConnectionPool,
 }
 
 impl SapB1 {
     fn system(&self) -> Result<Database, PluginError> {
-        let db = Database::connect(&self.settings.connection, Some(&self.settings.system_database))?;
-        db.require_tables(ERP, &["SRGC"])?;
+        let db = self.connections.connect(&self.settings.connection, Some(&self.settings.system_database))?;
+        self.table_checks.require(&db, ERP, &["SRGC"])?;
         Ok(db)
     }
 
     /// Connects to a company's database over `connection` (the settings', or
     /// [`ConnectionSettings::for_small_results`] for aggregates) and checks it is one.
     fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
-        let db = Database::connect(connection, Some(checked_identifier(company)?))?;
+        let db = self.connections.connect(connection, Some(checked_identifier(company)?))?;
         self.table_checks.require(&db, ERP, &COMPANY_TABLES)?;
         Ok(db)
     }
@@ -99,7 +103,12 @@ impl Plugin for SapB1 {
             "SAP Business One source on {}",
             settings.connection.redacted_connection_string(Some(&settings.system_database))
         ));
-        Ok(Self { settings, host, table_checks: TableChecks::default() })
+        Ok(Self {
+            settings,
+            host,
+            table_checks: TableChecks::default(),
+            connections: ConnectionPool::default(),
+        })
     }
 
     fn check(&self) -> Result<String, PluginError> {

@@ -10,7 +10,8 @@ mod headers;
 mod queries;
 
 use ledgerlink_odbc_common::{
-    checked_identifier, stream_lanes, ChangeToken, ConnectionSettings, Database, LaneRead, TableChecks,
+    checked_identifier, stream_lanes, ChangeToken, ConnectionPool, ConnectionSettings, Database, LaneRead,
+    TableChecks,
 };
 use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, NaiveDate, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
@@ -60,6 +61,8 @@ pub struct VismaBusiness {
     headers: headers::SharedCollector,
     /// Company databases whose tables were found readable.
     table_checks: TableChecks,
+    /// Connections kept between extractions.
+    connections: ConnectionPool,
 }
 
 /// How long a token computed ahead stays usable. A token taken before the data
@@ -105,14 +108,14 @@ impl VismaBusiness {
     /// Connects to a company's database over `connection` (the settings', or
     /// [`ConnectionSettings::for_small_results`] for aggregates) and checks it is one.
     fn open_company(&self, company: &str, connection: &ConnectionSettings) -> Result<Database, PluginError> {
-        let db = Database::connect(connection, Some(&self.company_database(company)?))?;
+        let db = self.connections.connect(connection, Some(&self.company_database(company)?))?;
         self.table_checks.require(&db, ERP, &COMPANY_TABLES)?;
         Ok(db)
     }
 
     fn system(&self) -> Result<Database, PluginError> {
-        let db = Database::connect(&self.settings.connection, Some(&self.settings.system_database))?;
-        db.require_tables(ERP, &["Frm"])?;
+        let db = self.connections.connect(&self.settings.connection, Some(&self.settings.system_database))?;
+        self.table_checks.require(&db, ERP, &["Frm"])?;
         Ok(db)
     }
 
@@ -239,6 +242,7 @@ impl Plugin for VismaBusiness {
             tokens: Mutex::default(),
             extents: Mutex::default(),
             table_checks: TableChecks::default(),
+            connections: ConnectionPool::default(),
             headers: Default::default(),
         })
     }

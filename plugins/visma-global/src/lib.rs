@@ -10,7 +10,7 @@
 mod queries;
 
 use ledgerlink_odbc_common::{
-    checked_identifier, convert, ConnectionSettings, Database, Dialect, TableChecks,
+    checked_identifier, convert, ConnectionPool, ConnectionSettings, Database, Dialect, TableChecks,
 };
 use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, RecordBatch};
 use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
@@ -40,6 +40,9 @@ pub struct VismaGlobal {
     host: Host,
     /// Company schemas whose tables were found readable.
     table_checks: TableChecks,
+    /// Connections kept between extractions (not on SQLite, where each
+    /// connection attaches the company files anew).
+    connections: ConnectionPool,
 }
 
 impl VismaGlobal {
@@ -50,8 +53,12 @@ impl VismaGlobal {
 
     /// The same over `connection` (see [`VismaGlobal::open_company`]).
     fn connect_with(&self, connection: &ConnectionSettings) -> Result<(Database, Vec<String>), PluginError> {
-        let db = Database::connect(connection, Some(&self.settings.database))?;
-        let candidates = if self.settings.connection.dialect() == Dialect::Sqlite {
+        let sqlite = self.settings.connection.dialect() == Dialect::Sqlite;
+        let db = match sqlite {
+            true => Database::connect(connection, Some(&self.settings.database))?,
+            false => self.connections.connect(connection, Some(&self.settings.database))?,
+        };
+        let candidates = if sqlite {
             let mut attached = Vec::new();
             for (schema, path) in self.company_files()? {
                 db.execute(&format!("ATTACH DATABASE '{}' AS {schema}", path.replace('\'', "''")))?;
@@ -154,7 +161,12 @@ impl Plugin for VismaGlobal {
             "Visma Global source on {}",
             settings.connection.redacted_connection_string(Some(&settings.database))
         ));
-        Ok(Self { settings, host, table_checks: TableChecks::default() })
+        Ok(Self {
+            settings,
+            host,
+            table_checks: TableChecks::default(),
+            connections: ConnectionPool::default(),
+        })
     }
 
     fn check(&self) -> Result<String, PluginError> {
