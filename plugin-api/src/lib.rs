@@ -12,7 +12,7 @@ pub mod sdk;
 pub use abi::{ErrorKind, LogLevel, PluginError, API_VERSION};
 pub use canonical::Entity;
 pub use canonical::RecordBatch;
-pub use sdk::{Batches, Capability, ExtractRequest, Host, Manifest, Plugin};
+pub use sdk::{Batches, Capability, EncodedBatch, EncodedBatches, ExtractRequest, Host, Manifest, Plugin};
 
 /// Re-exports the macros of `export_plugin!` needs, so a plugin need not depend on them.
 #[doc(hidden)]

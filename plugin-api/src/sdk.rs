@@ -10,7 +10,7 @@ use crate::abi::{
     BatchStreamBox, BatchStreamFfi, BatchStreamFfi_TO, CancelFlag, ErrorKind, HostContext, HostLoggerBox,
     LogLevel, PluginError, PluginModule, PluginModuleRef, SourceBox, SourceFfi, SourceFfi_TO, API_VERSION,
 };
-use crate::canonical::{encode_batch_into, encode_companies, Company, Entity, RecordBatch};
+use crate::canonical::{decode_batch, encode_batch_into, encode_companies, Company, Entity, RecordBatch};
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
@@ -110,6 +110,71 @@ pub struct ExtractRequest {
 /// The batches of one extraction. Each batch should hold thousands of records.
 pub type Batches = Box<dyn Iterator<Item = Result<RecordBatch, PluginError>> + Send>;
 
+/// A batch encoded for the plugin boundary, as [`Plugin::extract_encoded`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedBatch {
+    entity: Entity,
+    bytes: Vec<u8>,
+}
+
+impl EncodedBatch {
+    /// Encodes a batch of records.
+    pub fn encode(batch: &RecordBatch) -> Self {
+        Self::encode_with_capacity(batch, 0)
+    }
+
+    /// Encodes into a buffer of `capacity` bytes (room for it avoids regrowing).
+    fn encode_with_capacity(batch: &RecordBatch, capacity: usize) -> Self {
+        Self { entity: batch.entity(), bytes: encode_batch_into(batch, Vec::with_capacity(capacity)) }
+    }
+
+    /// Bytes that [`encode_batch`](crate::canonical::encode_batch) made of a batch
+    /// of `entity` records, passed on as they are (e.g. read back from the
+    /// plugin's own spill file). The host decodes and checks them like any batch.
+    pub fn from_encoded(entity: Entity, bytes: Vec<u8>) -> Self {
+        Self { entity, bytes }
+    }
+
+    /// The entity of the records.
+    pub fn entity(&self) -> Entity {
+        self.entity
+    }
+
+    /// The encoded bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// The encoded batches of one extraction.
+pub type EncodedBatches = Box<dyn Iterator<Item = Result<EncodedBatch, PluginError>> + Send>;
+
+/// Encodes a stream of batches, as [`Plugin::extract_encoded`] does by default.
+pub fn encoded(batches: Batches) -> EncodedBatches {
+    // Each buffer starts a bit larger than the last batch's bytes, so encoding
+    // rarely grows (and copies) it.
+    let mut last_bytes = 0;
+    Box::new(batches.map(move |batch| {
+        let encoded = EncodedBatch::encode_with_capacity(&batch?, last_bytes + last_bytes / 8);
+        last_bytes = encoded.bytes.len();
+        Ok(encoded)
+    }))
+}
+
+/// Decodes a stream of encoded batches (for a plugin whose [`Plugin::extract`]
+/// serves an entity through its [`Plugin::extract_encoded`]).
+pub fn decoded(batches: EncodedBatches) -> Batches {
+    Box::new(batches.map(|batch| {
+        decode_batch(&batch?.bytes).map_err(|e| {
+            PluginError::new(
+                ErrorKind::INTERNAL,
+                format!("the plugin's own encoded batch does not decode: {e}"),
+                "This is a bug in the plugin. Report it to the plugin's vendor.",
+            )
+        })
+    }))
+}
+
 /// The trait a partner implements. Calls are synchronous; the host runs them on a
 /// thread of its own, possibly several sources at once (hence `Send + Sync`).
 pub trait Plugin: Send + Sync + Sized + 'static {
@@ -134,6 +199,14 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// Extracts one entity as a stream of batches. Voucher lines of one voucher must
     /// be contiguous (they are checked to balance as they stream by).
     fn extract(&self, request: &ExtractRequest) -> Result<Batches, PluginError>;
+
+    /// [`Plugin::extract`] with the batches already encoded: what the host calls.
+    /// The default encodes `extract`'s batches; override it to pass on batches the
+    /// plugin encoded itself (e.g. spilled to a temporary file) without decoding
+    /// and encoding them again.
+    fn extract_encoded(&self, request: &ExtractRequest) -> Result<EncodedBatches, PluginError> {
+        Ok(encoded(self.extract(request)?))
+    }
 }
 
 /// Splits records into batches of `batch_size`: a helper for plugins that hold
@@ -208,21 +281,18 @@ impl<P: Plugin> SourceFfi for SourceAdapter<P> {
             })?;
             let request =
                 ExtractRequest { company: company.as_str().to_owned(), entity, fiscal_year, cancel };
-            let batches = self.plugin.extract(&request)?;
-            let stream = BatchStreamAdapter { batches, request, failed: false, last_bytes: 0 };
+            let batches = self.plugin.extract_encoded(&request)?;
+            let stream = BatchStreamAdapter { batches, request, failed: false };
             Ok(BatchStreamFfi_TO::from_value(stream, TD_Opaque))
         })
     }
 }
 
-/// Encodes a plugin's batches, checks cancellation, and contains panics.
+/// Passes a plugin's encoded batches on, checks cancellation, and contains panics.
 struct BatchStreamAdapter {
-    batches: Batches,
+    batches: EncodedBatches,
     request: ExtractRequest,
     failed: bool,
-    /// Size of the last encoded batch: the next one's buffer starts a bit larger,
-    /// so encoding rarely grows (and copies) it.
-    last_bytes: usize,
 }
 
 impl BatchStreamFfi for BatchStreamAdapter {
@@ -240,7 +310,7 @@ impl BatchStreamFfi for BatchStreamAdapter {
             return RErr(PluginError::new(ErrorKind::CANCELLED, "extraction cancelled by the host", ""));
         }
         let expected = self.request.entity;
-        let (batches, last_bytes) = (&mut self.batches, &mut self.last_bytes);
+        let batches = &mut self.batches;
         let result = guard("extract (reading a batch)", || match batches.next() {
             None => Ok(RNone),
             Some(Err(e)) => Err(e),
@@ -249,11 +319,7 @@ impl BatchStreamFfi for BatchStreamAdapter {
                 format!("the plugin returned {} while asked for {expected}", batch.entity()),
                 "This is a bug in the plugin. Report it to the plugin's vendor.",
             )),
-            Some(Ok(batch)) => {
-                let bytes = encode_batch_into(&batch, Vec::with_capacity(*last_bytes + *last_bytes / 8));
-                *last_bytes = bytes.len();
-                Ok(RSome(RVec::from(bytes)))
-            }
+            Some(Ok(batch)) => Ok(RSome(RVec::from(batch.bytes))),
         });
         if result.is_err() {
             self.failed = true;
@@ -330,4 +396,59 @@ macro_rules! export_plugin {
             }
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{encode_batch, DimensionType};
+
+    fn dimension_types(ids: &[&str]) -> RecordBatch {
+        let types = ids.iter().map(|id| DimensionType {
+            id: (*id).into(),
+            name: format!("Dimensjon {id}"),
+            source_key: (*id).into(),
+        });
+        RecordBatch::DimensionTypes(types.collect())
+    }
+
+    fn adapter(entity: Entity, batches: EncodedBatches) -> BatchStreamAdapter {
+        let request =
+            ExtractRequest { company: "1".into(), entity, fiscal_year: 2025, cancel: CancelFlag::new() };
+        BatchStreamAdapter { batches, request, failed: false }
+    }
+
+    #[test]
+    fn encoded_batches_are_the_codec_bytes_and_decode_to_the_records() {
+        let batches = vec![dimension_types(&["R1", "R2"]), dimension_types(&["R3"])];
+        let encoded: Vec<EncodedBatch> =
+            encoded(Box::new(batches.clone().into_iter().map(Ok))).collect::<Result<_, _>>().unwrap();
+        let bytes: Vec<Vec<u8>> = encoded.iter().map(|b| b.clone().into_bytes()).collect();
+        assert_eq!(bytes, batches.iter().map(encode_batch).collect::<Vec<_>>());
+        assert!(encoded.iter().all(|b| b.entity() == Entity::DimensionTypes));
+        let decoded: Vec<RecordBatch> =
+            decoded(Box::new(encoded.into_iter().map(Ok))).collect::<Result<_, _>>().unwrap();
+        assert_eq!(decoded, batches);
+    }
+
+    #[test]
+    fn batches_encoded_by_the_plugin_cross_the_boundary_unchanged() {
+        let bytes = encode_batch(&dimension_types(&["R1"]));
+        let batch = EncodedBatch::from_encoded(Entity::DimensionTypes, bytes.clone());
+        let mut stream = adapter(Entity::DimensionTypes, Box::new(std::iter::once(Ok(batch))));
+        let first = stream.next_batch().unwrap();
+        assert_eq!(first.into_option().map(|b| b.into_vec()), Some(bytes));
+        assert!(stream.next_batch().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_batch_of_another_entity_fails_the_stream() {
+        let wrong = EncodedBatch::encode(&dimension_types(&["R1"]));
+        let mut stream = adapter(Entity::Accounts, Box::new(std::iter::once(Ok(wrong))));
+        let error = stream.next_batch().unwrap_err();
+        assert_eq!(error.kind, ErrorKind::INTERNAL);
+        assert!(error.to_string().contains("returned dimension_types while asked for accounts"), "{error}");
+        let error = stream.next_batch().unwrap_err();
+        assert!(error.to_string().contains("already failed"), "{error}");
+    }
 }

@@ -6,15 +6,15 @@
 //! connection (and its own sort), so the server and the driver work on several at
 //! once. The output is exactly the single query's, in order: lane 0 streams
 //! straight through; every later lane converts its rows on its own thread and
-//! spills the encoded batches to an unlinked temporary file, which is replayed
-//! when its turn comes. The fetch budget (`fetch_rows`, `fetch_buffer_bytes`) is
+//! spills the encoded batches to an unlinked temporary file, whose bytes are
+//! passed on as they are when its turn comes. The fetch budget (`fetch_rows`, `fetch_buffer_bytes`) is
 //! shared among the lanes, so memory stays what one connection would use.
 
 use crate::{ConnectionSettings, Database, Row};
 use ledgerlink_plugin_api::abi::CancelFlag;
-use ledgerlink_plugin_api::canonical::{decode_batch, encode_batch};
-use ledgerlink_plugin_api::sdk::Batches;
-use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
+use ledgerlink_plugin_api::canonical::encode_batch;
+use ledgerlink_plugin_api::sdk::{encoded, Batches, EncodedBatch, EncodedBatches};
+use ledgerlink_plugin_api::{Entity, ErrorKind, PluginError, RecordBatch};
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -51,6 +51,8 @@ impl Shared {
 /// A later lane, as the reader sees it: its spill file and its notes.
 struct SpilledLane {
     lane: usize,
+    /// The entity of the lane's batches, which are passed on as they were spilled.
+    entity: Entity,
     file: File,
     notes: Receiver<Note>,
     offset: u64,
@@ -66,18 +68,20 @@ pub struct LaneRead<'a> {
     pub integer_columns: &'static [usize],
 }
 
-/// Streams the lanes' queries as one ordered stream of batches, over one
+/// Streams the lanes' queries as one ordered stream of encoded batches, over one
 /// connection per query; a single query is streamed over `db` itself, more
 /// queries each get a connection (to `read.database`, from `db`'s pool if it
-/// has one) with its share of the fetch budget. `mapper(lane)` makes the row mapper of a lane; lanes never share
-/// a key, so per-key state (a voucher's line numbers) stays within one mapper.
+/// has one) with its share of the fetch budget. `mapper(lane)` makes the row
+/// mapper of a lane; lanes never share a key, so per-key state (a voucher's line
+/// numbers) stays within one mapper. A spilled lane's bytes are passed on as
+/// they were written, never decoded and encoded again.
 pub fn stream_lanes<T, F>(
     db: Database,
     read: LaneRead<'_>,
     mut mapper: impl FnMut(usize) -> F,
     wrap: fn(Vec<T>) -> RecordBatch,
     cancel: CancelFlag,
-) -> Result<Batches, PluginError>
+) -> Result<EncodedBatches, PluginError>
 where
     T: Send + 'static,
     F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
@@ -85,8 +89,9 @@ where
     let LaneRead { database, mut queries, integer_columns } = read;
     if queries.len() <= 1 {
         let query = queries.pop().unwrap_or_default();
-        return db.stream_typed(&query, integer_columns, mapper(0), wrap, cancel);
+        return Ok(encoded(db.stream_typed(&query, integer_columns, mapper(0), wrap, cancel)?));
     }
+    let entity = wrap(Vec::new()).entity();
     let lanes = queries.len();
     let lane_settings = db.settings().shared_by(lanes);
     let pool = db.pool();
@@ -99,13 +104,13 @@ where
     let shared = Arc::new(Shared::default());
     let mut queries = queries.into_iter();
     let first_query = queries.next().unwrap_or_default();
-    let first = connect(&lane_settings, database)?.stream_typed(
+    let first = encoded(connect(&lane_settings, database)?.stream_typed(
         &first_query,
         integer_columns,
         mapper(0),
         wrap,
         cancel.clone(),
-    )?;
+    )?);
     // From here on a failure must stop the lanes already started.
     let mut reader = LaneReader {
         first: Some(first),
@@ -143,7 +148,7 @@ where
                     "The machine is out of threads or memory; set `lanes = 1` to read over one connection.",
                 )
             })?;
-        spilled.push(SpilledLane { lane, file: spill_reader, notes: received, offset: 0 });
+        spilled.push(SpilledLane { lane, entity, file: spill_reader, notes: received, offset: 0 });
     }
     reader.spilled = spilled.into_iter();
     Ok(Box::new(reader))
@@ -186,7 +191,7 @@ fn spill_error(lane: usize, error: &dyn std::fmt::Display) -> PluginError {
 
 /// The ordered stream: lane 0 as it is read, then each spilled lane in turn.
 struct LaneReader {
-    first: Option<Batches>,
+    first: Option<EncodedBatches>,
     spilled: std::vec::IntoIter<SpilledLane>,
     current: Option<SpilledLane>,
     shared: Arc<Shared>,
@@ -194,7 +199,7 @@ struct LaneReader {
 }
 
 impl LaneReader {
-    fn fail(&mut self, error: PluginError) -> Option<Result<RecordBatch, PluginError>> {
+    fn fail(&mut self, error: PluginError) -> Option<Result<EncodedBatch, PluginError>> {
         self.finish();
         Some(Err(error))
     }
@@ -206,7 +211,7 @@ impl LaneReader {
     }
 
     /// The next batch of a spilled lane, `None` when it is done.
-    fn next_spilled(&mut self) -> Option<Result<RecordBatch, PluginError>> {
+    fn next_spilled(&mut self) -> Option<Result<EncodedBatch, PluginError>> {
         loop {
             let Some(spilled) = &mut self.current else {
                 self.current = Some(self.spilled.next()?);
@@ -218,9 +223,10 @@ impl LaneReader {
                     let mut bytes = vec![0u8; length as usize];
                     let read = read_at(&spilled.file, &mut bytes, spilled.offset);
                     spilled.offset += length;
+                    let entity = spilled.entity;
                     return Some(
-                        read.map_err(|e| spill_error(lane, &e))
-                            .and_then(|()| decode_batch(&bytes).map_err(|e| spill_error(lane, &e))),
+                        read.map(|()| EncodedBatch::from_encoded(entity, bytes))
+                            .map_err(|e| spill_error(lane, &e)),
                     );
                 }
                 Ok(Note::Done) => self.current = None,
@@ -241,7 +247,7 @@ impl LaneReader {
 }
 
 impl Iterator for LaneReader {
-    type Item = Result<RecordBatch, PluginError>;
+    type Item = Result<EncodedBatch, PluginError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {

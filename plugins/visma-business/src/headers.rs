@@ -13,7 +13,7 @@
 
 use ledgerlink_odbc_common::{convert, Row};
 use ledgerlink_plugin_api::canonical::{NaiveDate, RecordBatch, Voucher};
-use ledgerlink_plugin_api::sdk::Batches;
+use ledgerlink_plugin_api::sdk::{Batches, EncodedBatches};
 use ledgerlink_plugin_api::{ErrorKind, PluginError};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
@@ -189,7 +189,7 @@ pub fn observe(
 }
 
 /// The line stream, marking the collector complete when it ends normally.
-pub fn completing(shared: SharedCollector, mut lines: Batches) -> Batches {
+pub fn completing(shared: SharedCollector, mut lines: EncodedBatches) -> EncodedBatches {
     let mut failed = false;
     Box::new(std::iter::from_fn(move || match lines.next() {
         Some(Err(e)) => {

@@ -14,7 +14,9 @@ use ledgerlink_odbc_common::{
     TableChecks,
 };
 use ledgerlink_plugin_api::canonical::{Company, DimensionType, FiscalYear, NaiveDate, RecordBatch};
-use ledgerlink_plugin_api::sdk::{json, Batches, ExtractRequest, Host, JsonValue, Manifest, Plugin};
+use ledgerlink_plugin_api::sdk::{
+    decoded, encoded, json, Batches, EncodedBatches, ExtractRequest, Host, JsonValue, Manifest, Plugin,
+};
 use ledgerlink_plugin_api::{export_plugin, Entity, ErrorKind, PluginError};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -293,7 +295,7 @@ impl Plugin for VismaBusiness {
 
     fn extract(&self, request: &ExtractRequest) -> Result<Batches, PluginError> {
         let db = self.open_company(&request.company, &self.settings.connection)?;
-        let company = self.companies_currency(&request.company).unwrap_or_else(|_| "NOK".to_owned());
+        let currency = self.companies_currency(&request.company).unwrap_or_else(|_| "NOK".to_owned());
         let cancel = request.cancel.clone();
         let year = request.fiscal_year;
         self.host.debug(&format!("extracting {} from {}", request.entity, db.place()));
@@ -331,25 +333,48 @@ impl Plugin for VismaBusiness {
                 Some(from_lines) => from_lines,
                 None => db.stream(&queries::vouchers(year), queries::voucher, RecordBatch::Vouchers, cancel),
             },
-            Entity::VoucherLines => {
-                let lanes = self.voucher_line_lanes(&request.company, year);
-                if lanes.len() > 1 {
-                    self.host.debug(&format!("reading the lines of {year} in {} lanes", lanes.len()));
-                }
-                let collectors = headers::start(&self.headers, &request.company, year, lanes.len())?;
-                let mapper = |lane: usize| queries::line_mapper(company.clone(), collectors[lane].clone());
-                let (integers, wrap) = (queries::VOUCHER_LINE_INTEGERS, RecordBatch::VoucherLines);
-                let database = self.company_database(&request.company)?;
-                let read = LaneRead { database: Some(&database), queries: lanes, integer_columns: integers };
-                let lines = stream_lanes(db, read, mapper, wrap, cancel)?;
-                Ok(headers::completing(self.headers.clone(), lines))
-            }
+            Entity::VoucherLines => Ok(decoded(self.voucher_lines(request, db, currency)?)),
             other => Err(ledgerlink_odbc_common::unsupported_entity(ERP, other)),
+        }
+    }
+
+    fn extract_encoded(&self, request: &ExtractRequest) -> Result<EncodedBatches, PluginError> {
+        match request.entity {
+            // Passed on encoded: a spilled lane's batches are not decoded again.
+            Entity::VoucherLines => {
+                let db = self.open_company(&request.company, &self.settings.connection)?;
+                let currency = self.companies_currency(&request.company).unwrap_or_else(|_| "NOK".to_owned());
+                self.host.debug(&format!("extracting {} from {}", request.entity, db.place()));
+                self.voucher_lines(request, db, currency)
+            }
+            _ => Ok(encoded(self.extract(request)?)),
         }
     }
 }
 
 impl VismaBusiness {
+    /// A year's voucher lines, in lanes when the year is large, folding the
+    /// vouchers' headers on the way; `currency` is the company's.
+    fn voucher_lines(
+        &self,
+        request: &ExtractRequest,
+        db: Database,
+        currency: String,
+    ) -> Result<EncodedBatches, PluginError> {
+        let year = request.fiscal_year;
+        let lanes = self.voucher_line_lanes(&request.company, year);
+        if lanes.len() > 1 {
+            self.host.debug(&format!("reading the lines of {year} in {} lanes", lanes.len()));
+        }
+        let collectors = headers::start(&self.headers, &request.company, year, lanes.len())?;
+        let mapper = |lane: usize| queries::line_mapper(currency.clone(), collectors[lane].clone());
+        let (integers, wrap) = (queries::VOUCHER_LINE_INTEGERS, RecordBatch::VoucherLines);
+        let database = self.company_database(&request.company)?;
+        let read = LaneRead { database: Some(&database), queries: lanes, integer_columns: integers };
+        let lines = stream_lanes(db, read, mapper, wrap, request.cancel.clone())?;
+        Ok(headers::completing(self.headers.clone(), lines))
+    }
+
     fn companies_currency(&self, company: &str) -> Result<String, PluginError> {
         let sql = queries::company_currency(company.parse::<i64>().unwrap_or(-1));
         let rows = self.system()?.query(&sql, |row| row.opt_string(0))?;
