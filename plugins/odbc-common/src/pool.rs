@@ -102,14 +102,15 @@ struct Home {
 /// cleanly. A failed statement, or a stream not read to its end, may leave the
 /// connection mid-transaction or mid-result, so such a connection is closed.
 pub(crate) struct Lease {
-    connection: SharedConnection<'static>,
+    /// Always `Some` until dropped, when it moves into the pool.
+    connection: Option<SharedConnection<'static>>,
     home: Option<Home>,
     reusable: AtomicBool,
 }
 
 impl Lease {
     fn new(connection: SharedConnection<'static>, home: Option<Home>) -> Self {
-        Self { connection, home, reusable: AtomicBool::new(true) }
+        Self { connection: Some(connection), home, reusable: AtomicBool::new(true) }
     }
 
     /// A connection of no pool: closed when dropped.
@@ -123,7 +124,7 @@ impl Lease {
     }
 
     pub(crate) fn connection(&self) -> &SharedConnection<'static> {
-        &self.connection
+        self.connection.as_ref().expect("a lease holds its connection until it is dropped")
     }
 
     /// Whether the connection may go back to its pool when the lease ends.
@@ -134,9 +135,11 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(Home { pool, key }) = self.home.take() {
+        // Moved, not cloned: the pool never sees a second reference of its own
+        // making, which it would take for a connection still in use.
+        if let (Some(Home { pool, key }), Some(connection)) = (self.home.take(), self.connection.take()) {
             if self.reusable.load(Ordering::Relaxed) {
-                pool.put_back(key, self.connection.clone());
+                pool.put_back(key, connection);
             }
         }
     }
