@@ -7,10 +7,11 @@
 //! once. The output is exactly the single query's, in order: lane 0 streams
 //! straight through; every later lane converts its rows on its own thread and
 //! spills the encoded batches to an unlinked temporary file, whose bytes are
-//! passed on as they are when its turn comes. The fetch budget (`fetch_rows`, `fetch_buffer_bytes`) is
-//! shared among the lanes, so memory stays what one connection would use.
+//! passed on as they are when its turn comes. The fetch budget (`fetch_rows`,
+//! `fetch_buffer_bytes`) is shared among the lanes, so memory stays what one
+//! connection would use.
 
-use crate::{ConnectionSettings, Database, Row};
+use crate::{Database, Row};
 use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::encode_batch;
 use ledgerlink_plugin_api::sdk::{encoded, Batches, EncodedBatch, EncodedBatches};
@@ -94,17 +95,14 @@ where
     let entity = wrap(Vec::new()).entity();
     let lanes = queries.len();
     let lane_settings = db.settings().shared_by(lanes);
-    let pool = db.pool();
+    // `db`'s pool, or one for this read only (closed with its last lane).
+    let pool = db.pool().unwrap_or_default();
     // Back to its pool (if any) before the lanes connect: a lane may reuse it.
     drop(db);
-    let connect = move |settings: &ConnectionSettings, database: Option<&str>| match &pool {
-        Some(pool) => pool.connect(settings, database),
-        None => Database::connect(settings, database),
-    };
     let shared = Arc::new(Shared::default());
     let mut queries = queries.into_iter();
     let first_query = queries.next().unwrap_or_default();
-    let first = encoded(connect(&lane_settings, database)?.stream_typed(
+    let first = encoded(pool.connect(&lane_settings, database)?.stream_typed(
         &first_query,
         integer_columns,
         mapper(0),
@@ -128,12 +126,12 @@ where
         let (notes, received) = mpsc::channel();
         let map = mapper(lane);
         let (settings, database) = (lane_settings.clone(), database.map(str::to_owned));
-        let (shared, cancel, connect) = (shared.clone(), cancel.clone(), connect.clone());
+        let (shared, cancel, pool) = (shared.clone(), cancel.clone(), pool.clone());
         std::thread::Builder::new()
             .name(format!("lane-{lane}"))
             .spawn(move || {
                 let run = || {
-                    let db = connect(&settings, database.as_deref())?;
+                    let db = pool.connect(&settings, database.as_deref())?;
                     let batches = db.stream_typed(&query, integer_columns, map, wrap, cancel)?;
                     spill(lane, batches, file, &notes, &shared)
                 };

@@ -294,11 +294,12 @@ impl Plugin for VismaBusiness {
     }
 
     fn extract(&self, request: &ExtractRequest) -> Result<Batches, PluginError> {
-        let db = self.open_company(&request.company, &self.settings.connection)?;
-        let currency = self.companies_currency(&request.company).unwrap_or_else(|_| "NOK".to_owned());
+        if request.entity == Entity::VoucherLines {
+            return Ok(decoded(self.extract_encoded(request)?));
+        }
+        let db = self.open_for_extraction(request)?;
         let cancel = request.cancel.clone();
         let year = request.fiscal_year;
-        self.host.debug(&format!("extracting {} from {}", request.entity, db.place()));
         match request.entity {
             Entity::Accounts => db.stream(queries::ACCOUNTS, queries::account, RecordBatch::Accounts, cancel),
             Entity::Customers => {
@@ -333,7 +334,6 @@ impl Plugin for VismaBusiness {
                 Some(from_lines) => from_lines,
                 None => db.stream(&queries::vouchers(year), queries::voucher, RecordBatch::Vouchers, cancel),
             },
-            Entity::VoucherLines => Ok(decoded(self.voucher_lines(request, db, currency)?)),
             other => Err(ledgerlink_odbc_common::unsupported_entity(ERP, other)),
         }
     }
@@ -342,10 +342,8 @@ impl Plugin for VismaBusiness {
         match request.entity {
             // Passed on encoded: a spilled lane's batches are not decoded again.
             Entity::VoucherLines => {
-                let db = self.open_company(&request.company, &self.settings.connection)?;
-                let currency = self.companies_currency(&request.company).unwrap_or_else(|_| "NOK".to_owned());
-                self.host.debug(&format!("extracting {} from {}", request.entity, db.place()));
-                self.voucher_lines(request, db, currency)
+                let db = self.open_for_extraction(request)?;
+                self.voucher_lines(request, db)
             }
             _ => Ok(encoded(self.extract(request)?)),
         }
@@ -353,14 +351,18 @@ impl Plugin for VismaBusiness {
 }
 
 impl VismaBusiness {
+    /// The company's database for an extraction.
+    fn open_for_extraction(&self, request: &ExtractRequest) -> Result<Database, PluginError> {
+        let db = self.open_company(&request.company, &self.settings.connection)?;
+        self.host.debug(&format!("extracting {} from {}", request.entity, db.place()));
+        Ok(db)
+    }
+
     /// A year's voucher lines, in lanes when the year is large, folding the
-    /// vouchers' headers on the way; `currency` is the company's.
-    fn voucher_lines(
-        &self,
-        request: &ExtractRequest,
-        db: Database,
-        currency: String,
-    ) -> Result<EncodedBatches, PluginError> {
+    /// vouchers' headers on the way.
+    fn voucher_lines(&self, request: &ExtractRequest, db: Database) -> Result<EncodedBatches, PluginError> {
+        // A line in the company's own currency is written without one.
+        let currency = self.companies_currency(&request.company).unwrap_or_else(|_| "NOK".to_owned());
         let year = request.fiscal_year;
         let lanes = self.voucher_line_lanes(&request.company, year);
         if lanes.len() > 1 {
