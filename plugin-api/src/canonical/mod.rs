@@ -4,6 +4,7 @@
 //! positive), dates are [`chrono::NaiveDate`], and every record carries the
 //! `source_key` of the ERP row it came from. Nothing here is a float.
 
+mod batch_writer;
 mod borrowed;
 mod codec;
 mod currency;
@@ -14,6 +15,7 @@ mod trial_balance;
 mod validate;
 mod voucher;
 
+pub use batch_writer::{BatchWriter, EncodesAs};
 pub use borrowed::{decode_borrowed_voucher_lines, BorrowedDimensionRef, BorrowedVoucherLine, Text};
 pub use codec::{
     decode_batch, decode_companies, encode_batch, encode_batch_into, encode_companies, serde_date,

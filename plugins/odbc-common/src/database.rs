@@ -6,8 +6,9 @@ use crate::pool::{ConnectionPool, Lease};
 use crate::settings::ConnectionSettings;
 use crate::token::ChangeToken;
 use ledgerlink_plugin_api::abi::CancelFlag;
+use ledgerlink_plugin_api::canonical::BatchWriter;
 use ledgerlink_plugin_api::canonical::Decimal;
-use ledgerlink_plugin_api::sdk::Batches;
+use ledgerlink_plugin_api::sdk::{Batches, EncodedBatch, EncodedBatches};
 use ledgerlink_plugin_api::{ErrorKind, PluginError, RecordBatch};
 use odbc_api::buffers::{BufferDesc, ColumnarDynBuffer, NullableSlice, TextColumnSlice, TextRowSet};
 use odbc_api::{
@@ -311,6 +312,34 @@ impl Database {
         T: Send + 'static,
         F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
     {
+        self.stream_blocks(sql, integer_columns, Records { map, wrap }, cancel)
+    }
+
+    /// [`Database::stream_typed`], with `write` encoding each row straight into
+    /// its batch (e.g. as a record borrowing the row's text): no owned record is
+    /// built, and the batches need no encoding afterwards.
+    pub fn stream_encoded<T, F>(
+        self,
+        sql: &str,
+        integer_columns: &[usize],
+        write: F,
+        wrap: fn(Vec<T>) -> RecordBatch,
+        cancel: CancelFlag,
+    ) -> Result<EncodedBatches, PluginError>
+    where
+        T: 'static,
+        F: FnMut(&Row<'_>, &mut BatchWriter<T>) -> Result<(), PluginError> + Send + 'static,
+    {
+        self.stream_blocks(sql, integer_columns, Encoder { write, wrap, last_bytes: 0 }, cancel)
+    }
+
+    fn stream_blocks<S: BlockSink>(
+        self,
+        sql: &str,
+        integer_columns: &[usize],
+        sink: S,
+        cancel: CancelFlag,
+    ) -> Result<BlockStream<S::Batch>, PluginError> {
         let Database { lease, settings, place } = self;
         // Reusable again only once every row was read.
         lease.set_reusable(false);
@@ -331,7 +360,7 @@ impl Database {
         let spare = fetch_buffer(&settings, &mut cursor, integer_columns).map_err(|e| fail(&e))?;
         let block = cursor.bind_buffer(buffer).map_err(|e| fail(&e))?;
         let fetching = ConcurrentBlockCursor::from_block_cursor(block);
-        Ok(Box::new(RowStream { fetching, spare, map, wrap, cancel, place, password, done: false, lease }))
+        Ok(Box::new(RowStream { fetching, spare, sink, cancel, place, password, done: false, lease }))
     }
 }
 
@@ -372,12 +401,72 @@ fn fetch_buffer(
     ColumnarDynBuffer::try_from_descs(rows, descs)
 }
 
-/// The iterator behind [`Database::stream`].
-struct RowStream<T, F> {
-    fetching: ConcurrentBlockCursor<OwnedCursor<SharedConnection<'static>>, ColumnarDynBuffer>,
-    spare: ColumnarDynBuffer,
+/// A stream of one batch per fetched block.
+type BlockStream<B> = Box<dyn Iterator<Item = Result<B, PluginError>> + Send>;
+
+/// What a stream makes of each fetched block.
+trait BlockSink: Send + 'static {
+    /// One block's batch.
+    type Batch;
+
+    /// The batch of a block's `rows` rows.
+    fn block(&mut self, columns: &[Column<'_>], rows: usize) -> Result<Self::Batch, PluginError>;
+}
+
+/// Blocks as batches of owned records, one per row.
+struct Records<T, F> {
     map: F,
     wrap: fn(Vec<T>) -> RecordBatch,
+}
+
+impl<T, F> BlockSink for Records<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
+{
+    type Batch = RecordBatch;
+
+    fn block(&mut self, columns: &[Column<'_>], rows: usize) -> Result<RecordBatch, PluginError> {
+        // Sized up front: collecting into a `Result` loses the size hint, and
+        // growing by doubling copied every record several times (issue 9).
+        let mut records = Vec::with_capacity(rows);
+        for index in 0..rows {
+            records.push((self.map)(&Row { columns, index })?);
+        }
+        Ok((self.wrap)(records))
+    }
+}
+
+/// Blocks as encoded batches, each row written straight into its batch.
+struct Encoder<T, F> {
+    write: F,
+    wrap: fn(Vec<T>) -> RecordBatch,
+    /// The last batch's size: the next one starts with room for a bit more.
+    last_bytes: usize,
+}
+
+impl<T, F> BlockSink for Encoder<T, F>
+where
+    T: 'static,
+    F: FnMut(&Row<'_>, &mut BatchWriter<T>) -> Result<(), PluginError> + Send + 'static,
+{
+    type Batch = EncodedBatch;
+
+    fn block(&mut self, columns: &[Column<'_>], rows: usize) -> Result<EncodedBatch, PluginError> {
+        let mut batch = BatchWriter::new(self.wrap, self.last_bytes + self.last_bytes / 8);
+        for index in 0..rows {
+            (self.write)(&Row { columns, index }, &mut batch)?;
+        }
+        self.last_bytes = batch.body_len();
+        Ok(batch.finish())
+    }
+}
+
+/// The iterator behind [`Database::stream`] and [`Database::stream_encoded`].
+struct RowStream<S> {
+    fetching: ConcurrentBlockCursor<OwnedCursor<SharedConnection<'static>>, ColumnarDynBuffer>,
+    spare: ColumnarDynBuffer,
+    sink: S,
     cancel: CancelFlag,
     place: String,
     password: Option<String>,
@@ -387,11 +476,8 @@ struct RowStream<T, F> {
     lease: Lease,
 }
 
-impl<T, F> Iterator for RowStream<T, F>
-where
-    F: FnMut(&Row<'_>) -> Result<T, PluginError>,
-{
-    type Item = Result<RecordBatch, PluginError>;
+impl<S: BlockSink> Iterator for RowStream<S> {
+    type Item = Result<S::Batch, PluginError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -402,18 +488,7 @@ where
             return Some(Err(PluginError::new(ErrorKind::CANCELLED, "extraction cancelled by the host", "")));
         }
         let result = match self.fetching.fetch_into(&mut self.spare) {
-            Ok(true) => {
-                let columns = block_columns(&self.spare);
-                // Sized up front: collecting into a `Result` loses the size hint, and
-                // growing by doubling copied every record several times (issue 9).
-                let mut records = Vec::with_capacity(self.spare.num_rows());
-                (0..self.spare.num_rows())
-                    .try_for_each(|index| {
-                        records.push((self.map)(&Row { columns: &columns, index })?);
-                        Ok(())
-                    })
-                    .map(|()| records)
-            }
+            Ok(true) => self.sink.block(&block_columns(&self.spare), self.spare.num_rows()),
             Ok(false) => {
                 self.done = true;
                 self.lease.set_reusable(true);
@@ -424,6 +499,6 @@ where
         if result.is_err() {
             self.done = true;
         }
-        Some(result.map(self.wrap))
+        Some(result)
     }
 }

@@ -13,8 +13,8 @@
 
 use crate::{Database, Row};
 use ledgerlink_plugin_api::abi::CancelFlag;
-use ledgerlink_plugin_api::canonical::encode_batch;
-use ledgerlink_plugin_api::sdk::{encoded, Batches, EncodedBatch, EncodedBatches};
+use ledgerlink_plugin_api::canonical::BatchWriter;
+use ledgerlink_plugin_api::sdk::{EncodedBatch, EncodedBatches};
 use ledgerlink_plugin_api::{Entity, ErrorKind, PluginError, RecordBatch};
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,25 +72,25 @@ pub struct LaneRead<'a> {
 /// Streams the lanes' queries as one ordered stream of encoded batches, over one
 /// connection per query; a single query is streamed over `db` itself, more
 /// queries each get a connection (to `read.database`, from `db`'s pool if it
-/// has one) with its share of the fetch budget. `mapper(lane)` makes the row
-/// mapper of a lane; lanes never share a key, so per-key state (a voucher's line
-/// numbers) stays within one mapper. A spilled lane's bytes are passed on as
-/// they were written, never decoded and encoded again.
+/// has one) with its share of the fetch budget. `writer(lane)` makes the row
+/// writer of a lane (see [`Database::stream_encoded`]); lanes never share a key,
+/// so per-key state (a voucher's line numbers) stays within one writer. A
+/// spilled lane's bytes are passed on as they were written.
 pub fn stream_lanes<T, F>(
     db: Database,
     read: LaneRead<'_>,
-    mut mapper: impl FnMut(usize) -> F,
+    mut writer: impl FnMut(usize) -> F,
     wrap: fn(Vec<T>) -> RecordBatch,
     cancel: CancelFlag,
 ) -> Result<EncodedBatches, PluginError>
 where
-    T: Send + 'static,
-    F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
+    T: 'static,
+    F: FnMut(&Row<'_>, &mut BatchWriter<T>) -> Result<(), PluginError> + Send + 'static,
 {
     let LaneRead { database, mut queries, integer_columns } = read;
     if queries.len() <= 1 {
         let query = queries.pop().unwrap_or_default();
-        return Ok(encoded(db.stream_typed(&query, integer_columns, mapper(0), wrap, cancel)?));
+        return db.stream_encoded(&query, integer_columns, writer(0), wrap, cancel);
     }
     let entity = wrap(Vec::new()).entity();
     let lanes = queries.len();
@@ -102,13 +102,13 @@ where
     let shared = Arc::new(Shared::default());
     let mut queries = queries.into_iter();
     let first_query = queries.next().unwrap_or_default();
-    let first = encoded(pool.connect(&lane_settings, database)?.stream_typed(
+    let first = pool.connect(&lane_settings, database)?.stream_encoded(
         &first_query,
         integer_columns,
-        mapper(0),
+        writer(0),
         wrap,
         cancel.clone(),
-    )?);
+    )?;
     // From here on a failure must stop the lanes already started.
     let mut reader = LaneReader {
         first: Some(first),
@@ -124,7 +124,7 @@ where
         let file = tempfile::tempfile().map_err(|e| spill_error(lane, &e))?;
         let spill_reader = file.try_clone().map_err(|e| spill_error(lane, &e))?;
         let (notes, received) = mpsc::channel();
-        let map = mapper(lane);
+        let write = writer(lane);
         let (settings, database) = (lane_settings.clone(), database.map(str::to_owned));
         let (shared, cancel, pool) = (shared.clone(), cancel.clone(), pool.clone());
         std::thread::Builder::new()
@@ -132,7 +132,7 @@ where
             .spawn(move || {
                 let run = || {
                     let db = pool.connect(&settings, database.as_deref())?;
-                    let batches = db.stream_typed(&query, integer_columns, map, wrap, cancel)?;
+                    let batches = db.stream_encoded(&query, integer_columns, write, wrap, cancel)?;
                     spill(lane, batches, file, &notes, &shared)
                 };
                 if let Err(error) = run() {
@@ -155,7 +155,7 @@ where
 /// Writes a lane's batches to its file, one note per batch.
 fn spill(
     lane: usize,
-    batches: Batches,
+    batches: EncodedBatches,
     file: File,
     notes: &Sender<Note>,
     shared: &Shared,
@@ -168,7 +168,7 @@ fn spill(
             return Ok(());
         }
         // One write per batch (a batch is tens of KB), visible to the reader at once.
-        let bytes = encode_batch(&batch?);
+        let bytes = batch?.into_bytes();
         write_at(&file, &bytes, end).map_err(|e| spill_error(lane, &e))?;
         end += bytes.len() as u64;
         if notes.send(Note::Batch(bytes.len() as u64)).is_err() {

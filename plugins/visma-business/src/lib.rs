@@ -369,11 +369,11 @@ impl VismaBusiness {
             self.host.debug(&format!("reading the lines of {year} in {} lanes", lanes.len()));
         }
         let collectors = headers::start(&self.headers, &request.company, year, lanes.len())?;
-        let mapper = |lane: usize| queries::line_mapper(currency.clone(), collectors[lane].clone());
+        let writer = |lane: usize| queries::line_writer(currency.clone(), collectors[lane].clone());
         let (integers, wrap) = (queries::VOUCHER_LINE_INTEGERS, RecordBatch::VoucherLines);
         let database = self.company_database(&request.company)?;
         let read = LaneRead { database: Some(&database), queries: lanes, integer_columns: integers };
-        let lines = stream_lanes(db, read, mapper, wrap, request.cancel.clone())?;
+        let lines = stream_lanes(db, read, writer, wrap, request.cancel.clone())?;
         Ok(headers::completing(self.headers.clone(), lines))
     }
 

@@ -6,9 +6,11 @@
 use crate::headers::{HeaderColumns, LaneCollector};
 use ledgerlink_odbc_common::{convert, Database, Row};
 use ledgerlink_plugin_api::canonical::{
-    Account, DimensionRef, DimensionValue, NaiveDate, Party, Voucher, VoucherLine,
+    Account, BatchWriter, BorrowedDimensionRef, BorrowedVoucherLine, DimensionValue, NaiveDate, Party, Text,
+    Voucher, VoucherLine,
 };
 use ledgerlink_plugin_api::{ErrorKind, PluginError};
+use std::fmt::Write as _;
 
 /// Number of companies in the system database.
 pub const COUNT_COMPANIES: &str = "SELECT COUNT(*) FROM Frm";
@@ -242,16 +244,33 @@ pub const VOUCHER_LINE_INTEGERS: &[usize] = &[0, 1, 2, 3, 4, 9, 10, 11, 12, 13, 
 /// Where the voucher header's columns are in a [`voucher_lines`] row.
 const HEADER_COLUMNS: HeaderColumns = HeaderColumns { period: 24, voucher_type: 25, text: 5 };
 
-/// A mapper of [`voucher_lines`] rows that numbers lines within each voucher,
+/// A column's number as text when positive (0 means none), formatted in `buffer`.
+fn positive_number<'b>(
+    row: &Row<'_>,
+    column: usize,
+    what: &str,
+    buffer: &'b mut itoa::Buffer,
+) -> Result<Option<Text<'b>>, PluginError> {
+    Ok(row.opt_int(column, what)?.filter(|&n| n > 0).map(|n| Text::from(buffer.format(n))))
+}
+
+/// The dimension types of `AcTr.R1` … `AcTr.R12`.
+const DIMENSION_TYPES: [&str; 12] =
+    ["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12"];
+
+/// A writer of [`voucher_lines`] rows that numbers lines within each voucher,
 /// keeps foreign-currency amounts only for currencies other than the company's,
-/// and folds every row into the voucher headers being collected.
-pub fn line_mapper(
+/// and folds every row into the voucher headers being collected. Each line is
+/// written borrowing the row's text (numbers are formatted on the stack): the
+/// only allocation per line is its list of dimensions.
+pub fn line_writer(
     company_currency: String,
     headers: LaneCollector,
-) -> impl FnMut(&Row<'_>) -> Result<VoucherLine, PluginError> + Send {
+) -> impl FnMut(&Row<'_>, &mut BatchWriter<VoucherLine>) -> Result<(), PluginError> + Send {
     let mut current_voucher = i64::MIN;
     let mut line_no = 0u32;
-    move |row| {
+    let mut source_key = String::new();
+    move |row, batch| {
         let voucher = row.int(0, "AcTr.VoNo")?;
         let date = voucher_date(row, 4)?;
         crate::headers::observe(&headers, voucher, date, row, &HEADER_COLUMNS)?;
@@ -261,42 +280,50 @@ pub fn line_mapper(
         }
         line_no += 1;
         let (journal, entry) = (row.int(1, "AcTr.JNo")?, row.int(2, "AcTr.EntNo")?);
-        let currency = row.opt_string(7)?.filter(|c| *c != company_currency);
+        let currency = row.trimmed(7)?.filter(|c| *c != company_currency);
         let amount_currency = match currency {
             Some(_) => row.opt_decimal(8, 2, "AcTr.CurAm")?,
             None => None,
         };
         // R1..R6 are numbered, R7..R12 coded; 0 or blank means "none".
+        let mut numbered = [itoa::Buffer::new(); 6];
         let mut dimensions = Vec::new();
-        for n in 1..=6usize {
-            if let Some(value) = row.opt_int(11 + n, "AcTr.R1..R6")?.filter(|&v| v != 0) {
-                dimensions.push(DimensionRef { dimension_type: format!("R{n}"), value: value.to_string() });
+        for (n, number) in numbered.iter_mut().enumerate() {
+            if let Some(value) = row.opt_int(12 + n, "AcTr.R1..R6")?.filter(|&v| v != 0) {
+                let value = Text::from(number.format(value));
+                dimensions
+                    .push(BorrowedDimensionRef { dimension_type: Text::from(DIMENSION_TYPES[n]), value });
             }
         }
-        for n in 7..=12usize {
-            if let Some(value) = row.trimmed(11 + n)?.filter(|v| *v != "0") {
-                dimensions.push(DimensionRef { dimension_type: format!("R{n}"), value: value.to_owned() });
+        for (n, &coded) in DIMENSION_TYPES.iter().enumerate().skip(6) {
+            if let Some(value) = row.trimmed(12 + n)?.filter(|v| *v != "0") {
+                dimensions.push(BorrowedDimensionRef {
+                    dimension_type: Text::from(coded),
+                    value: Text::from(value),
+                });
             }
         }
-        let positive = |column, what| -> Result<Option<String>, PluginError> {
-            Ok(row.opt_int(column, what)?.filter(|&n| n > 0).map(|n| n.to_string()))
-        };
-        Ok(VoucherLine {
-            voucher_id: voucher.to_string(),
+        let mut numbers = [itoa::Buffer::new(); 5];
+        let [voucher_text, account_text, tax_text, customer_text, supplier_text] = &mut numbers;
+        source_key.clear();
+        write!(source_key, "AcTr/JNo={journal}/EntNo={entry}").expect("writing to a String");
+        batch.push(&BorrowedVoucherLine {
+            voucher_id: Text::from(voucher_text.format(voucher)),
             line_no,
-            account_id: row.int(3, "AcTr.AcNo")?.to_string(),
+            account_id: Text::from(account_text.format(row.int(3, "AcTr.AcNo")?)),
             date,
-            description: row.opt_string(5)?,
+            description: row.trimmed(5)?.map(Text::from),
             amount: row.decimal(6, 2, "AcTr.AcAm")?,
-            currency,
+            currency: currency.map(Text::from),
             amount_currency,
-            tax_code: positive(9, "AcTr.TxCd")?,
+            tax_code: positive_number(row, 9, "AcTr.TxCd", tax_text)?,
             tax_amount: None,
             dimensions,
-            customer_id: positive(10, "AcTr.Cust")?,
-            supplier_id: positive(11, "AcTr.Sup")?,
-            source_key: format!("AcTr/JNo={journal}/EntNo={entry}"),
-        })
+            customer_id: positive_number(row, 10, "AcTr.Cust", customer_text)?,
+            supplier_id: positive_number(row, 11, "AcTr.Sup", supplier_text)?,
+            source_key: Text::from(source_key.as_str()),
+        });
+        Ok(())
     }
 }
 

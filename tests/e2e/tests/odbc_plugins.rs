@@ -6,7 +6,7 @@ use ledgerlink_e2e::{erp_plugin, plugins_check, reader_password, settings_for};
 use ledgerlink_fixtures::{Backend, Erp, Fixture, FixtureSpec};
 use ledgerlink_host::plugins::{probe, LoadedPlugin, PluginSource};
 use ledgerlink_plugin_api::abi::CancelFlag;
-use ledgerlink_plugin_api::canonical::{Decimal, RecordBatch, Voucher, VoucherLine};
+use ledgerlink_plugin_api::canonical::{Decimal, DimensionRef, NaiveDate, RecordBatch, Voucher, VoucherLine};
 use ledgerlink_plugin_api::{Entity, ErrorKind};
 use serde_json::Value;
 
@@ -195,6 +195,72 @@ impl std::io::Write for LogLines {
     }
 }
 
+/// Every field of every Visma Business line of a year is its `AcTr` row's, read
+/// here with plain SQL and mapped as docs/plugins/visma-business.md describes.
+fn lines_are_their_transactions(fixture: &Fixture) {
+    let company = fixture.companies()[0].clone();
+    let got = lines(extract(&open(Erp::VismaBusiness, fixture), &company.id, Entity::VoucherLines, 2025));
+    let dims: Vec<String> = (1..=12).map(|n| format!("t.R{n}")).collect();
+    let sql = format!(
+        "SELECT t.VoNo, t.JNo, t.EntNo, t.AcNo, t.VoDt, t.Txt, t.AcAm, c.ISO, t.CurAm, t.TxCd, t.Cust, t.Sup, {}
+         FROM AcTr t LEFT JOIN Cur c ON c.CurNo = t.Cur
+         WHERE t.AcYrPr BETWEEN 202500 AND 202599 ORDER BY t.VoNo, t.JNo, t.EntNo",
+        dims.join(", ")
+    );
+    let rows = fixture.query(&company.id, &sql).expect("the year's transactions");
+    assert_eq!(got.len(), rows.len(), "one line per transaction");
+    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let int =
+        |v: &Option<String>| text(v).map(|s| s.trim_end_matches(".0").parse::<i64>().expect("a number"));
+    let positive = |v: &Option<String>| int(v).filter(|&n| n > 0).map(|n| n.to_string());
+    let (mut voucher, mut line_no) = (None, 0);
+    let mut with_dimensions = 0;
+    for (index, (row, line)) in rows.iter().zip(&got).enumerate() {
+        if voucher != int(&row[0]) {
+            (voucher, line_no) = (int(&row[0]), 0);
+        }
+        line_no += 1;
+        let day = int(&row[4]).expect("VoDt");
+        let currency = text(&row[7]).filter(|c| *c != company.currency);
+        let mut dimensions = Vec::new();
+        for n in 1..=12 {
+            let value = match n {
+                1..=6 => int(&row[11 + n]).filter(|&v| v != 0).map(|v| v.to_string()),
+                _ => text(&row[11 + n]).filter(|v| v != "0"),
+            };
+            if let Some(value) = value {
+                dimensions.push(DimensionRef { dimension_type: format!("R{n}"), value });
+            }
+        }
+        with_dimensions += usize::from(!dimensions.is_empty());
+        let expected = VoucherLine {
+            voucher_id: voucher.expect("VoNo").to_string(),
+            line_no,
+            account_id: int(&row[3]).expect("AcNo").to_string(),
+            date: NaiveDate::from_ymd_opt(
+                (day / 10_000) as i32,
+                (day / 100 % 100) as u32,
+                (day % 100) as u32,
+            )
+            .expect("a date"),
+            description: text(&row[5]),
+            amount: text(&row[6]).expect("AcAm").parse().expect("an amount"),
+            amount_currency: currency.as_ref().and_then(|_| text(&row[8])).map(|a| a.parse().expect("CurAm")),
+            currency,
+            tax_code: positive(&row[9]),
+            tax_amount: None,
+            dimensions,
+            customer_id: positive(&row[10]),
+            supplier_id: positive(&row[11]),
+            source_key: format!("AcTr/JNo={}/EntNo={}", int(&row[1]).unwrap(), int(&row[2]).unwrap()),
+        };
+        assert_eq!(*line, expected, "line {index}");
+    }
+    assert!(with_dimensions > 0, "the fixture has lines with dimensions");
+    assert!(got.iter().any(|l| l.currency.is_some()), "and lines in a foreign currency");
+    assert!(got.iter().any(|l| l.customer_id.is_some()) && got.iter().any(|l| l.supplier_id.is_some()));
+}
+
 /// Visma Business reads a year's lines in lanes (voucher-number ranges over
 /// parallel connections): the lines and the folded vouchers are exactly, in order,
 /// what one connection reads.
@@ -259,6 +325,7 @@ fn visma_business_on_postgres() {
     check_matches_sql(Erp::VismaBusiness, &fixture);
     records_and_change_tokens(Erp::VismaBusiness, &mut fixture);
     vouchers_fold_out_of_the_line_pass(&fixture);
+    lines_are_their_transactions(&fixture);
     lanes_read_what_one_connection_reads(&fixture);
 }
 
@@ -268,6 +335,7 @@ fn visma_business_on_sqlite() {
     check_matches_sql(Erp::VismaBusiness, &fixture);
     records_and_change_tokens(Erp::VismaBusiness, &mut fixture);
     vouchers_fold_out_of_the_line_pass(&fixture);
+    lines_are_their_transactions(&fixture);
     lanes_read_what_one_connection_reads(&fixture);
 }
 erp_backend_test!(visma_global_on_postgres, Erp::VismaGlobal, Backend::Postgres);
