@@ -23,7 +23,9 @@
 //! worker); database CPU as the growth of `utime + stime + cutime + cstime` summed
 //! over every process named `postgres` (backends that exit are reaped by the
 //! postmaster, so their CPU moves into its `cutime` and nothing is lost); peak RSS as
-//! VmHWM of the process and of its children, sampled every 10 ms.
+//! VmHWM of the process and of its children, sampled every 10 ms; hub CPU (syncs) as
+//! the growth of the hub process's `utime + stime`. A "CPU floor" table divides each
+//! run's CPU-seconds by the cores: the wall time it could reach if nothing waited.
 //!
 //! `BENCH_ONLY=sync,extract` runs only the named tools (`copy`, `odbc2parquet`,
 //! `odbcsv`, `connectorx`, `extract`, `sync`, `sync-delayed`) and prints the table
@@ -84,6 +86,11 @@ fn ticks_per_second() -> f64 {
 fn reaped_children_ticks() -> u64 {
     let (_, f) = stat_fields("self").expect("/proc/self/stat");
     f[12] + f[13]
+}
+
+/// `utime + stime` of a running process (all its threads).
+fn process_ticks(pid: u32) -> u64 {
+    stat_fields(&pid.to_string()).map_or(0, |(_, f)| f[10] + f[11])
 }
 
 /// CPU of all PostgreSQL processes, the exited ones included (via the postmaster).
@@ -293,6 +300,8 @@ struct Sample {
     run: Run,
     rows: u64,
     bytes: u64,
+    /// CPU-seconds of the hub during the run (syncs only).
+    hub_cpu: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -370,7 +379,7 @@ fn run_copy(env: &Env) -> Sample {
     );
     check(Tool::Copy, &run, &[0]);
     let rows = run.stdout.trim().strip_prefix("COPY ").and_then(|n| n.parse().ok()).unwrap_or(0);
-    Sample { run, rows, bytes: 0 }
+    Sample { run, rows, ..Sample::default() }
 }
 
 fn run_odbc2parquet(env: &Env) -> Sample {
@@ -386,7 +395,7 @@ fn run_odbc2parquet(env: &Env) -> Sample {
     check(Tool::Odbc2Parquet, &run, &[0]);
     let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(&out);
-    Sample { run, rows: env.lines, bytes }
+    Sample { run, rows: env.lines, bytes, ..Sample::default() }
 }
 
 fn run_odbcsv(env: &Env) -> Sample {
@@ -412,7 +421,7 @@ fn run_odbcsv(env: &Env) -> Sample {
         rows += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
     }
     let _ = std::fs::remove_file(&out);
-    Sample { run, rows: rows.saturating_sub(1), bytes }
+    Sample { run, rows: rows.saturating_sub(1), bytes, ..Sample::default() }
 }
 
 fn run_connectorx(env: &Env) -> Sample {
@@ -429,7 +438,7 @@ fn run_connectorx(env: &Env) -> Sample {
     );
     check(Tool::ConnectorX, &run, &[0]);
     let rows = run.stdout.trim().parse().unwrap_or(0);
-    Sample { run, rows, bytes: 0 }
+    Sample { run, rows, ..Sample::default() }
 }
 
 fn run_extract(env: &Env) -> Sample {
@@ -451,7 +460,7 @@ fn run_extract(env: &Env) -> Sample {
         .iter()
         .map(|y| y["counts"]["voucher_lines"].as_u64().unwrap_or(0))
         .sum();
-    Sample { run, rows, bytes: 0 }
+    Sample { run, rows, ..Sample::default() }
 }
 
 /// A full sync to a fresh hub and agent, then the unchanged re-sync.
@@ -470,14 +479,17 @@ fn run_sync(env: &Env, port: u16, resync: bool) -> (Sample, Option<Sample>) {
             extra: String::new(),
         }],
     );
+    let hub_pid = hub.pid().expect("the hub runs");
+    let hub_before = process_ticks(hub_pid);
     let run = measure(&mut agent.command(&["sync", "--source", "vb"]), env.tick);
     check(Tool::Sync, &run, &[0]);
+    let hub_cpu = (process_ticks(hub_pid) - hub_before) as f64 / env.tick;
     let bytes = dir_bytes(&hub.data_dir().join("hub/parts"), ".zst");
-    let full = Sample { run, rows: env.lines, bytes };
+    let full = Sample { run, rows: env.lines, bytes, hub_cpu };
     let again = resync.then(|| {
         let run = measure(&mut agent.command(&["sync", "--source", "vb"]), env.tick);
         check(Tool::Resync, &run, &[7]);
-        Sample { run, rows: env.lines, bytes: 0 }
+        Sample { run, rows: env.lines, ..Sample::default() }
     });
     (full, again)
 }
@@ -506,6 +518,7 @@ struct Summary {
     peak_main: f64,
     peak_child: f64,
     bytes: u64,
+    hub_cpu: f64,
 }
 
 impl Summary {
@@ -519,6 +532,7 @@ impl Summary {
             peak_main: m(&|s| s.run.peak_main),
             peak_child: m(&|s| s.run.peak_child),
             bytes: m(&|s| s.bytes as f64) as u64,
+            hub_cpu: m(&|s| s.hub_cpu),
         }
     }
 
@@ -532,6 +546,11 @@ impl Summary {
 
     fn peak_total(&self) -> f64 {
         self.peak_main + self.peak_child
+    }
+
+    /// Every CPU-second the run cost the machine: client, database and hub.
+    fn total_cpu(&self) -> f64 {
+        self.client_cpu + self.db_cpu + self.hub_cpu
     }
 }
 
@@ -599,8 +618,8 @@ fn table(lines: u64, rounds: usize, results: &BTreeMap<Tool, Summary>) -> String
     let (o2p, copy) = (base(Tool::Odbc2Parquet), base(Tool::Copy));
     let mut out = format!(
         "### {} voucher lines (median of {rounds} rounds)\n\n\
-         | tool | wall s | rows/s | client CPU s/M rows | DB CPU s/M rows | peak RSS MB (process + largest child) | bytes out | wall ÷ odbc2parquet | wall ÷ COPY |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | tool | wall s | rows/s | client CPU s/M rows | DB CPU s/M rows | hub CPU s/M rows | peak RSS MB (process + largest child) | bytes out | wall ÷ odbc2parquet | wall ÷ COPY |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         group(lines)
     );
     for (tool, s) in results {
@@ -610,9 +629,10 @@ fn table(lines: u64, rounds: usize, results: &BTreeMap<Tool, Summary>) -> String
             format!("{:.1}", s.peak_main)
         };
         let bytes = if s.bytes > 0 { format!("{:.1} MB", s.bytes as f64 / 1e6) } else { "–".into() };
+        let hub = if s.hub_cpu > 0.0 { format!("{:.2}", s.per_million(s.hub_cpu)) } else { "–".into() };
         let _ = writeln!(
             out,
-            "| {} | {:.2} | {} | {:.2} | {:.2} | {peak} | {bytes} | {:.2} | {:.2} |",
+            "| {} | {:.2} | {} | {:.2} | {:.2} | {hub} | {peak} | {bytes} | {:.2} | {:.2} |",
             tool.label(),
             s.wall,
             group(s.rows_per_s() as u64),
@@ -620,6 +640,36 @@ fn table(lines: u64, rounds: usize, results: &BTreeMap<Tool, Summary>) -> String
             s.per_million(s.db_cpu),
             s.wall / o2p,
             s.wall / copy
+        );
+    }
+    out
+}
+
+/// The wall time no run can beat on this machine: its CPU-seconds (client,
+/// database, hub) spread perfectly over every core.
+fn cpu_floors(lines: u64, results: &BTreeMap<Tool, Summary>) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let o2p = results.get(&Tool::Odbc2Parquet).map_or(f64::NAN, |s| s.wall);
+    let mut out = format!(
+        "### CPU floor at {} lines ({cores} cores)\n\n\
+         Everything runs on this machine, so no run can finish before its CPU-seconds (client + DB + hub)\n\
+         divided by the cores. A tool far above its floor waits (latency); one near it is CPU-bound.\n\n\
+         | tool | CPU s (client + DB + hub) | floor s | wall ÷ floor | floor ÷ odbc2parquet wall |\n\
+         |---|---:|---:|---:|---:|\n",
+        group(lines)
+    );
+    for (tool, s) in results.iter().filter(|(t, _)| **t != Tool::Resync) {
+        let floor = s.total_cpu() / cores;
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} ({:.1} + {:.1} + {:.1}) | {floor:.2} | {:.2} | {:.2} |",
+            tool.label(),
+            s.total_cpu(),
+            s.client_cpu,
+            s.db_cpu,
+            s.hub_cpu,
+            s.wall / floor,
+            floor / o2p
         );
     }
     out
@@ -790,9 +840,9 @@ fn main() {
          number is measured). All tools read the same rows: the visma-business plugin's voucher-line\n\
          query (24 columns, `AcTr` joined with `Cur`, ordered) for one company and two years, from\n\
          PostgreSQL over loopback TCP; the ODBC tools use psqlODBC with `UseDeclareFetch=1;Fetch={FETCH_ROWS}`.\n\
-         Client CPU is the tool's process (for `ledgerlink sync`: host + plugin worker; the hub's CPU is\n\
-         not counted); DB CPU is every PostgreSQL process. \"bytes out\" is the parquet file, the CSV\n\
-         file, or the zstd parts the hub stored.\n\n## Machine\n\n{}{}\n",
+         Client CPU is the tool's process (for `ledgerlink sync`: host + plugin worker); DB CPU is every\n\
+         PostgreSQL process; hub CPU is the local hub's process during the sync (it shares the\n\
+         machine). \"bytes out\" is the parquet file, the CSV file, or the zstd parts the hub stored.\n\n## Machine\n\n{}{}\n",
         machine(),
         tool_versions(&tools)
     );
@@ -857,12 +907,13 @@ fn main() {
         let results: BTreeMap<Tool, Summary> = samples.iter().map(|(t, s)| (*t, Summary::of(s))).collect();
         let table = table(lines, rounds, &results);
         if only.is_some() {
-            println!("\n{table}");
+            println!("\n{table}\n{}", cpu_floors(lines, &results));
             continue;
         }
         let verdicts = targets(lines, &results);
-        println!("\n{table}\n{verdicts}");
-        let _ = write!(report, "{table}\n{verdicts}\n");
+        let floors = cpu_floors(lines, &results);
+        println!("\n{table}\n{verdicts}\n{floors}");
+        let _ = write!(report, "{table}\n{verdicts}\n{floors}\n");
     }
     if !keep {
         let dropped = drop_pg_prefix(&pg, PREFIX).expect("drop the bench databases");
