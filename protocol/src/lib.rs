@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod control;
+mod line_json;
 mod manifest;
 mod part;
 

@@ -1,5 +1,6 @@
 //! The part codec: canonical records as zstd-compressed NDJSON.
 
+use crate::line_json::write_voucher_line;
 use crate::manifest::{hex, PartInfo};
 use ledgerlink_plugin_api::canonical::{BorrowedVoucherLine, Entity, RecordBatch};
 use serde::de::DeserializeOwned;
@@ -10,6 +11,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 
 /// Longest NDJSON line a [`PartReader`] accepts unless told otherwise (1 MiB).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Bytes of NDJSON gathered before they go to the compressor.
+const LINE_CHUNK_BYTES: usize = 64 << 10;
 
 /// Default number of records per batch a [`PartReader`] yields.
 const DEFAULT_BATCH_RECORDS: usize = 1000;
@@ -138,9 +142,19 @@ impl PartWriter {
     }
 
     /// Appends voucher lines borrowed from their encoded batch (the same NDJSON
-    /// as [`Self::write_batch`] writes for the owned lines).
+    /// as [`Self::write_batch`] writes for the owned lines, written directly).
     pub fn write_borrowed_lines(&mut self, lines: &[BorrowedVoucherLine<'_>]) -> Result<(), PartError> {
-        self.append(Entity::VoucherLines, lines.len(), |out| ndjson_lines(lines, out))
+        self.append(Entity::VoucherLines, lines.len(), |out| {
+            let mut chunk = Vec::with_capacity(LINE_CHUNK_BYTES + 4096);
+            for line in lines {
+                write_voucher_line(line, &mut chunk);
+                if chunk.len() >= LINE_CHUNK_BYTES {
+                    out.write_all(&chunk)?;
+                    chunk.clear();
+                }
+            }
+            out.write_all(&chunk)
+        })
     }
 
     fn append(

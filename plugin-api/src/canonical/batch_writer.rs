@@ -62,6 +62,7 @@ impl<T> BatchWriter<T> {
         // full one is the variant, the number of records, then the records.
         let empty = (self.wrap)(Vec::new());
         let mut bytes = super::encode_batch(&empty);
+        debug_assert_eq!(bytes.last(), Some(&0), "`wrap` is a RecordBatch variant");
         bytes.pop();
         bytes.reserve_exact(10 + self.body.len());
         bytes = postcard::to_extend(&self.records, bytes).expect("a length always serializes");

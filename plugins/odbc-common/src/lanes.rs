@@ -5,8 +5,8 @@
 //! the whole result before the first row. With lanes each key range has its own
 //! connection (and its own sort), so the server and the driver work on several at
 //! once. The output is exactly the single query's, in order: lane 0 streams
-//! straight through; every later lane converts its rows on its own thread and
-//! spills the encoded batches to an unlinked temporary file, whose bytes are
+//! straight through; every later lane writes its rows into encoded batches on
+//! its own thread and spills them to an unlinked temporary file, whose bytes are
 //! passed on as they are when its turn comes. The fetch budget (`fetch_rows`,
 //! `fetch_buffer_bytes`) is shared among the lanes, so memory stays what one
 //! connection would use.

@@ -7,7 +7,8 @@
 //! - [`ConnectionPool`]: connections kept open between a plugin instance's
 //!   extractions (a connection costs ≈ 25 round trips);
 //! - [`Database::stream`]: columnar bulk fetch into batches, with a buffer bounded
-//!   in rows *and* bytes, cancellation and query timeouts;
+//!   in rows *and* bytes, cancellation and query timeouts ([`Database::stream_encoded`]
+//!   writes each row straight into an encoded batch instead);
 //! - [`stream_lanes`]: one large ordered read split into key ranges over parallel
 //!   connections, the output unchanged;
 //! - [`convert`]: the ERPs' encodings (int yyyymmdd dates, CHAR padding, exact decimals);

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 const BATCH: usize = 8_192;
 
 /// The columns of the voucher-line query a header is made of, besides the
-/// voucher number and date (which the line mapper reads anyway and passes in).
+/// voucher number and date (which the line writer reads anyway and passes in).
 pub struct HeaderColumns {
     /// `AcYrPr`.
     pub period: usize,
@@ -51,7 +51,7 @@ pub struct Collector {
     failed: Option<String>,
 }
 
-/// The collector of one lane, shared by its line mapper and the plugin.
+/// The collector of one lane, shared by its line writer and the plugin.
 pub type LaneCollector = Arc<Mutex<Option<Collector>>>;
 
 /// The collectors of one company's year, one per lane in lane order.
