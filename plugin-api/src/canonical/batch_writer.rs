@@ -75,31 +75,16 @@ impl<T> BatchWriter<T> {
 mod tests {
     use super::super::*;
     use super::*;
-    use std::str::FromStr;
 
     fn line(line_no: u32) -> VoucherLine {
-        VoucherLine {
-            voucher_id: "1001".into(),
-            line_no,
-            account_id: "1920".into(),
-            date: NaiveDate::from_ymd_opt(2025, 2, 28).unwrap(),
-            description: Some("Bæreposer".into()),
-            amount: Decimal::from_str("-1234.50").unwrap(),
-            currency: Some("EUR".into()),
-            amount_currency: Some(Decimal::from_str("-105.10").unwrap()),
-            tax_code: None,
-            tax_amount: None,
-            dimensions: vec![DimensionRef { dimension_type: "R1".into(), value: "10".into() }],
-            customer_id: Some("10001".into()),
-            supplier_id: None,
-            source_key: format!("AcTr/JNo=7/EntNo={line_no}"),
-        }
+        let source_key = format!("AcTr/JNo=7/EntNo={line_no}");
+        VoucherLine { line_no, source_key, ..super::super::borrowed::tests::owned_line() }
     }
 
     #[test]
     fn owned_or_borrowed_records_make_the_bytes_of_encode_batch() {
         // 200 lines: the record count needs a two-byte length.
-        let lines: Vec<VoucherLine> = (1..=200).collect::<Vec<_>>().into_iter().map(line).collect();
+        let lines: Vec<VoucherLine> = (1..=200).map(line).collect();
         let expected = encode_batch(&RecordBatch::VoucherLines(lines.clone()));
         let borrowed = decode_borrowed_voucher_lines(&expected).unwrap().expect("voucher lines");
 

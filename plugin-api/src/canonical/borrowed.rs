@@ -152,12 +152,13 @@ pub fn decode_borrowed_voucher_lines(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::*;
     use super::*;
     use std::str::FromStr;
 
-    fn owned_line() -> VoucherLine {
+    /// A line with every field set (tests of other modules use it too).
+    pub(crate) fn owned_line() -> VoucherLine {
         VoucherLine {
             voucher_id: "1001".into(),
             line_no: 2,

@@ -294,30 +294,14 @@ impl Database {
         T: Send + 'static,
         F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
     {
-        self.stream_typed(sql, &[], map, wrap, cancel)
+        self.stream_blocks(sql, &[], Records { map, wrap }, cancel)
     }
 
-    /// [`Database::stream`], with the zero-based `integer_columns` fetched as 64-bit
-    /// integers: the driver does not format them and the plugin does not parse them
-    /// (read them with [`Row::int`] / [`Row::opt_int`]).
-    pub fn stream_typed<T, F>(
-        self,
-        sql: &str,
-        integer_columns: &[usize],
-        map: F,
-        wrap: fn(Vec<T>) -> RecordBatch,
-        cancel: CancelFlag,
-    ) -> Result<Batches, PluginError>
-    where
-        T: Send + 'static,
-        F: FnMut(&Row<'_>) -> Result<T, PluginError> + Send + 'static,
-    {
-        self.stream_blocks(sql, integer_columns, Records { map, wrap }, cancel)
-    }
-
-    /// [`Database::stream_typed`], with `write` encoding each row straight into
-    /// its batch (e.g. as a record borrowing the row's text): no owned record is
-    /// built, and the batches need no encoding afterwards.
+    /// [`Database::stream`], with `write` encoding each row straight into its batch
+    /// (e.g. as a record borrowing the row's text): no owned record is built, and
+    /// the batches need no encoding afterwards. The zero-based `integer_columns` are
+    /// fetched as 64-bit integers: the driver does not format them and the plugin
+    /// does not parse them (read them with [`Row::int`] / [`Row::opt_int`]).
     pub fn stream_encoded<T, F>(
         self,
         sql: &str,

@@ -65,7 +65,7 @@ pub struct LaneRead<'a> {
     pub database: Option<&'a str>,
     /// One query per lane, each a key range, in output order.
     pub queries: Vec<String>,
-    /// Zero-based columns fetched as integers (see [`Database::stream_typed`]).
+    /// Zero-based columns fetched as integers (see [`Database::stream_encoded`]).
     pub integer_columns: &'static [usize],
 }
 
