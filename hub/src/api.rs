@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ledgerlink_plugin_api::canonical::Entity;
 use ledgerlink_protocol::api::{
-    AgentHello, AgentInfo, AgentList, CompanyList, HelloResponse, SnapshotInfo, SnapshotList, SnapshotState,
-    SnapshotStatus, SnapshotSummary, TrialBalanceResponse,
+    AgentHello, AgentInfo, AgentList, Capabilities, CompanyList, HelloResponse, SnapshotInfo, SnapshotList,
+    SnapshotState, SnapshotStatus, SnapshotSummary, TrialBalanceResponse,
 };
 use ledgerlink_protocol::{
-    sha256_hex, snapshot_id, validate_manifest, write_batch_ndjson, Manifest, ManifestLimits, PartInfo,
-    PartReader, NDJSON_CONTENT_TYPE, PROTOCOL_VERSION,
+    sha256_hex, snapshot_id, validate_manifest, write_batch_ndjson, Manifest, ManifestLimits, PartFormat,
+    PartInfo, PartReader, NDJSON_CONTENT_TYPE, PROTOCOL_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -126,6 +126,17 @@ pub async fn create_snapshot(
     let limits =
         ManifestLimits { max_part_bytes: state.limits.max_part_bytes, max_parts: state.limits.max_parts };
     validate_manifest(&manifest, SCHEMA_VERSIONS, &limits)?;
+    let formats = state.limits.part_formats();
+    if !formats.contains(&manifest.part_format) {
+        return Err(ApiError::bad_request(
+            "unsupported_part_format",
+            format!(
+                "part_format `{}` is not accepted by this hub (it accepts: {}). Resolution: ask GET /v1/capabilities and write parts in one of those formats",
+                manifest.part_format,
+                formats.iter().map(PartFormat::as_str).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     let id = snapshot_id(&manifest);
     let meta = state.meta.clone();
     let (created, record) = blocking(move || {
@@ -276,6 +287,7 @@ pub async fn entity_records(
             format!("snapshot `{id}` is not committed yet; only committed snapshots can be read"),
         ));
     }
+    let format = record.manifest.part_format;
     let mut parts: Vec<PartInfo> = record.manifest.parts.into_iter().filter(|p| p.entity == entity).collect();
     parts.sort_by_key(|p| p.index);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
@@ -296,7 +308,7 @@ pub async fn entity_records(
                     return;
                 }
             };
-            let batches = match PartReader::new(part.entity, part.index, BufReader::new(reader)) {
+            let batches = match PartReader::new(format, part.entity, part.index, BufReader::new(reader)) {
                 Ok(batches) => batches,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -518,6 +530,16 @@ pub async fn agent_hello(
         schema_versions: SCHEMA_VERSIONS.to_vec(),
         hub_version: env!("CARGO_PKG_VERSION").to_owned(),
     }))
+}
+
+/// `GET /v1/capabilities`: the protocol and schema versions and part formats this hub accepts.
+pub async fn capabilities(State(state): State<AppState>) -> Json<Capabilities> {
+    Json(Capabilities {
+        protocol_versions: vec![PROTOCOL_VERSION],
+        schema_versions: SCHEMA_VERSIONS.to_vec(),
+        part_formats: state.limits.part_formats().iter().map(|f| f.as_str().to_owned()).collect(),
+        hub_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
 }
 
 /// `GET /v1/agents`: the agents that reported, with their latest report.

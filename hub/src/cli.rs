@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Most parts a snapshot may have.
     #[arg(long, default_value_t = Limits::default().max_parts)]
     pub max_parts: usize,
+    /// Accept NDJSON parts only, as hubs before the postcard part format did
+    /// (agents ask `GET /v1/capabilities` and write NDJSON then).
+    #[arg(long)]
+    pub no_postcard_parts: bool,
     /// Log format (logs go to stderr; filter with RUST_LOG).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -142,6 +146,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     max_part_bytes: args.max_part_bytes,
                     max_manifest_bytes: args.max_manifest_bytes,
                     max_parts: args.max_parts,
+                    postcard_parts: !args.no_postcard_parts,
                 },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -56,7 +56,7 @@ pub fn verify_snapshot(
     let mut records = 0u64;
     for part in parts {
         let bytes = read_part(meta, blobs, tenant, &snapshot.snapshot_id, part)?;
-        let mut reader = PartReader::new(part.entity, part.index, &bytes[..])
+        let mut reader = PartReader::new(manifest.part_format, part.entity, part.index, &bytes[..])
             .map_err(|e| ApiError::bad_request("invalid_part", e.to_string()))?;
         let invalid = |e: PartError| ApiError::bad_request("invalid_record", e.to_string());
         if part.entity == Entity::VoucherLines {

@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
+use ledgerlink_protocol::PartFormat;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -28,11 +29,25 @@ pub struct Limits {
     pub max_manifest_bytes: u64,
     /// Most parts per snapshot.
     pub max_parts: usize,
+    /// Whether postcard parts are accepted (without them, only NDJSON, as before decision 0021).
+    pub postcard_parts: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_part_bytes: 64 * 1024 * 1024, max_manifest_bytes: 1024 * 1024, max_parts: 10_000 }
+        Self {
+            max_part_bytes: 64 * 1024 * 1024,
+            max_manifest_bytes: 1024 * 1024,
+            max_parts: 10_000,
+            postcard_parts: true,
+        }
+    }
+}
+
+impl Limits {
+    /// The part formats this hub accepts, the preferred first.
+    pub fn part_formats(&self) -> Vec<PartFormat> {
+        PartFormat::ALL.into_iter().filter(|f| self.postcard_parts || f.is_ndjson()).collect()
     }
 }
 
@@ -121,6 +136,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route("GET", "/healthz", false, api::healthz),
         route("GET", "/v1/openapi.json", false, api::openapi),
+        route("GET", "/v1/capabilities", true, api::capabilities),
         route("POST", "/v1/agents/hello", true, api::agent_hello),
         route("GET", "/v1/agents", true, api::agents),
         route("POST", "/v1/snapshots", true, api::create_snapshot),

@@ -3,7 +3,7 @@
 mod support;
 
 use ledgerlink_plugin_api::canonical::{Decimal, RecordBatch, VoucherLine};
-use ledgerlink_protocol::{encode_part, snapshot_id, Manifest};
+use ledgerlink_protocol::{encode_part, snapshot_id, Manifest, PartFormat};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -476,8 +476,8 @@ fn part_codec_output_is_what_the_hub_stores_and_serves() {
         &books,
         "src",
         vec![
-            encode_part(&RecordBatch::Accounts(books.accounts.clone())).unwrap(),
-            encode_part(&RecordBatch::VoucherLines(books.lines.clone())).unwrap(),
+            encode_part(PartFormat::Ndjson, &RecordBatch::Accounts(books.accounts.clone())).unwrap(),
+            encode_part(PartFormat::Ndjson, &RecordBatch::VoucherLines(books.lines.clone())).unwrap(),
         ],
     );
     let id = client.upload_and_commit(&snap);
@@ -487,4 +487,66 @@ fn part_codec_output_is_what_the_hub_stores_and_serves() {
         .unwrap();
     assert_eq!(text.as_bytes(), expected.as_slice());
     assert!(text.contains(&format!("\"amount\":\"{}\"", books.lines[0].amount)), "exact decimal strings");
+}
+
+#[test]
+fn postcard_parts_are_verified_and_served_like_ndjson_ones() {
+    let data = DataDir::new();
+    let (key_a, key_b) = (create_tenant(&data.path, "ndjson"), create_tenant(&data.path, "postcard"));
+    let hub = Hub::start(&data.path, &[]);
+    let (ndjson, postcard) = (hub.client(&key_a), hub.client(&key_b));
+
+    let capabilities = postcard.get("/v1/capabilities").json();
+    assert_eq!(capabilities["part_formats"], json!(["postcard", "ndjson"]), "{capabilities}");
+    assert_eq!(capabilities["protocol_versions"], json!([1]));
+
+    let books = sample_books("0001", 40, 11);
+    let as_json = build_snapshot(&books, "src");
+    let as_postcard = build_snapshot_as(PartFormat::Postcard, &books, "src");
+    assert_ne!(snapshot_id(&as_json.manifest), snapshot_id(&as_postcard.manifest));
+    let (id_a, id_b) = (ndjson.upload_and_commit(&as_json), postcard.upload_and_commit(&as_postcard));
+
+    let tb = |client: &Client| {
+        parse_trial_balance(&client.get("/v1/companies/0001/trial-balance?year=2025").json())
+    };
+    assert_eq!(tb(&postcard), expected_trial_balance(&books.lines));
+    assert_eq!(tb(&postcard), tb(&ndjson));
+    for entity in ["accounts", "customers", "vouchers", "voucher_lines"] {
+        let served =
+            |client: &Client, id: &str| client.get(&format!("/v1/snapshots/{id}/entities/{entity}")).text;
+        let text = served(&postcard, &id_b);
+        assert!(!text.is_empty(), "{entity}");
+        assert_eq!(text, served(&ndjson, &id_a), "{entity} is served as the same NDJSON");
+    }
+
+    // A voucher that does not balance is found in postcard parts too.
+    let mut unbalanced = sample_books("0001", 41, 12);
+    unbalanced.lines[5].amount += Decimal::ONE;
+    let snap = build_snapshot_as(PartFormat::Postcard, &unbalanced, "src");
+    let id = postcard.upload(&snap);
+    let voucher = &unbalanced.lines[5].voucher_id;
+    postcard.commit(&id).assert_error(
+        422,
+        "validation_failed",
+        &format!("voucher `{voucher}` does not balance"),
+    );
+
+    // NDJSON bytes under a manifest that says postcard: refused, naming part and record.
+    let books3 = sample_books("0001", 42, 13);
+    let mut parts = build_snapshot_as(PartFormat::Postcard, &books3, "src").parts;
+    parts[0] = encode_part(PartFormat::Ndjson, &RecordBatch::Accounts(books3.accounts.clone())).unwrap();
+    let mut lying = manifest_for(&books3, "src", parts);
+    lying.manifest.part_format = PartFormat::Postcard;
+    let id = postcard.upload(&lying);
+    postcard.commit(&id).assert_error(400, "invalid_record", "part 0 (accounts), record 1");
+    assert_eq!(postcard.current("0001", 2025), Some(id_b), "nothing bad became current");
+    drop(hub);
+
+    // A hub told to read NDJSON only says so, and refuses postcard manifests with the way out.
+    let hub = Hub::start(&data.path, &["--no-postcard-parts"]);
+    let client = hub.client(&key_b);
+    assert_eq!(client.get("/v1/capabilities").json()["part_formats"], json!(["ndjson"]));
+    let snap = build_snapshot_as(PartFormat::Postcard, &sample_books("0001", 43, 14), "src");
+    client.open_snapshot(&snap.manifest).assert_error(400, "unsupported_part_format", "GET /v1/capabilities");
+    client.upload_and_commit(&build_snapshot(&sample_books("0001", 43, 14), "src"));
 }

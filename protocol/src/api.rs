@@ -1,6 +1,7 @@
 //! JSON bodies of the hub's HTTP API (requests and responses besides the manifest).
 
 use crate::manifest::{Manifest, PluginRef};
+use crate::PartFormat;
 use ledgerlink_plugin_api::canonical::TrialBalance;
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +154,33 @@ pub struct HelloResponse {
     pub schema_versions: Vec<u32>,
     /// The hub's version.
     pub hub_version: String,
+}
+
+/// Response to `GET /v1/capabilities`: what the hub accepts. An agent asks before
+/// a sync writes its parts; a hub without this endpoint reads NDJSON parts only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Protocol versions the hub speaks.
+    pub protocol_versions: Vec<u32>,
+    /// Canonical schema versions the hub accepts.
+    pub schema_versions: Vec<u32>,
+    /// Part formats the hub reads (`ndjson`, `postcard`); an agent skips names it
+    /// does not know.
+    pub part_formats: Vec<String>,
+    /// The hub's version.
+    pub hub_version: String,
+}
+
+impl Capabilities {
+    /// The best part format this agent and the hub both know.
+    pub fn best_part_format(&self) -> PartFormat {
+        let known: Vec<PartFormat> = self
+            .part_formats
+            .iter()
+            .filter_map(|name| PartFormat::ALL.into_iter().find(|f| f.as_str() == name))
+            .collect();
+        PartFormat::best_shared(&known)
+    }
 }
 
 /// An agent as listed by `GET /v1/agents`: its latest hello.

@@ -2,7 +2,8 @@
 //!
 //! The protocol is written down in `docs/protocol.md`. This crate holds the
 //! manifest ([`Manifest`]), the snapshot id ([`snapshot_id`]), the part codec
-//! (zstd-compressed NDJSON: [`PartWriter`], [`PartReader`]) and the JSON bodies
+//! (zstd-compressed NDJSON or postcard blocks: [`PartFormat`], [`PartWriter`],
+//! [`PartReader`]) and the JSON bodies
 //! of the hub's HTTP API ([`api`]). It depends on no HTTP or async crate, so an
 //! agent can use it with any client.
 
@@ -17,14 +18,14 @@ pub use manifest::{
     PartInfo, PluginRef,
 };
 pub use part::{
-    encode_part, sha256_hex, write_batch_ndjson, EncodedPart, PartError, PartReader, PartWriter,
-    DEFAULT_MAX_LINE_BYTES,
+    encode_part, sha256_hex, write_batch_ndjson, EncodedPart, PartError, PartFormat, PartReader, PartWriter,
+    DEFAULT_MAX_LINE_BYTES, MAX_BLOCK_BYTES,
 };
 
 /// The protocol version this crate speaks; the manifest's `protocol_version`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Media type of an uploaded part: zstd-compressed NDJSON.
+/// Media type of an uploaded part: a zstd frame (of NDJSON or postcard blocks, see [`PartFormat`]).
 pub const PART_CONTENT_TYPE: &str = "application/zstd";
 
 /// Media type of an entity download: uncompressed NDJSON.

@@ -1,6 +1,6 @@
 //! The snapshot manifest, its structural checks and the content-addressed snapshot id.
 
-use crate::PROTOCOL_VERSION;
+use crate::{PartFormat, PROTOCOL_VERSION};
 use ledgerlink_plugin_api::canonical::{validate_company, Company, Entity};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,7 +16,7 @@ pub struct PluginRef {
     pub version: String,
 }
 
-/// One part of a snapshot: a zstd-compressed NDJSON file of one entity.
+/// One part of a snapshot: a zstd frame of records of one entity, in the manifest's `part_format`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartInfo {
@@ -24,7 +24,7 @@ pub struct PartInfo {
     pub entity: Entity,
     /// Part number within the snapshot; the indexes are exactly `0..parts.len()`.
     pub index: u32,
-    /// Number of records (NDJSON lines) in the part.
+    /// Number of records in the part.
     pub records: u64,
     /// Size of the compressed part in bytes.
     pub bytes: u64,
@@ -58,6 +58,11 @@ pub struct Manifest {
     pub change_token: Option<String>,
     /// The parts, one entry per part.
     pub parts: Vec<PartInfo>,
+    /// How every part encodes its records. Absent means NDJSON, and is left out
+    /// of the canonical serialization then, so the ids of NDJSON snapshots stay
+    /// what they were before formats existed.
+    #[serde(default, skip_serializing_if = "PartFormat::is_ndjson")]
+    pub part_format: PartFormat,
 }
 
 /// Limits the hub applies to a manifest.
@@ -237,8 +242,9 @@ fn is_sha256_hex(value: &str) -> bool {
 /// The canonical serialization of a manifest that [`snapshot_id`] hashes.
 ///
 /// Compact JSON (no whitespace) with object keys in the declared field order,
-/// every field present (`null` for an absent optional), and the parts sorted by
-/// `index`, so a re-ordered part list names the same snapshot.
+/// every field present (`null` for an absent optional) except a `part_format`
+/// of NDJSON, and the parts sorted by `index`, so a re-ordered part list names
+/// the same snapshot.
 pub fn canonical_manifest_bytes(manifest: &Manifest) -> Vec<u8> {
     let mut sorted = manifest.clone();
     sorted.parts.sort_by_key(|p| p.index);
@@ -305,6 +311,7 @@ mod tests {
                     sha256: "b".repeat(64),
                 },
             ],
+            part_format: PartFormat::Ndjson,
         }
     }
 
@@ -331,6 +338,24 @@ mod tests {
         let mut changed = m.clone();
         changed.parts[1].records = 5;
         assert_ne!(snapshot_id(&changed), id);
+    }
+
+    #[test]
+    fn part_format_is_serialized_only_when_not_ndjson() {
+        let ndjson = String::from_utf8(canonical_manifest_bytes(&example())).unwrap();
+        assert!(!ndjson.contains("part_format"), "{ndjson}");
+        let mut m = example();
+        m.part_format = PartFormat::Postcard;
+        let text = String::from_utf8(canonical_manifest_bytes(&m)).unwrap();
+        assert!(text.ends_with(r#","part_format":"postcard"}"#), "{text}");
+        assert_ne!(snapshot_id(&m), snapshot_id(&example()), "the format is part of the content");
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
+        assert_eq!(serde_json::from_str::<Manifest>(&ndjson).unwrap(), example());
+
+        let mut value = serde_json::to_value(example()).unwrap();
+        value["part_format"] = serde_json::json!("parquet");
+        let err = serde_json::from_value::<Manifest>(value).unwrap_err().to_string();
+        assert!(err.contains("parquet") && err.contains("postcard"), "{err}");
     }
 
     #[test]
@@ -404,10 +429,17 @@ mod tests {
         assert_eq!(id, snapshot_id(&example()));
         assert_eq!(id, hex(&Sha256::digest(canonical.as_bytes())));
 
+        let mut accounts = Vec::new();
         for line in doc_block(&doc, "the NDJSON text of a part of `accounts`", "text").lines() {
             let account: Account = serde_json::from_str(line).unwrap();
             assert_eq!(serde_json::to_string(&account).unwrap(), line, "the example is canonical");
+            accounts.push(account);
         }
+        let batch = ledgerlink_plugin_api::canonical::RecordBatch::Accounts(accounts);
+        let part = crate::encode_part(PartFormat::Postcard, &batch).unwrap();
+        let raw = zstd::decode_all(&part.bytes[..]).unwrap();
+        let postcard = doc_block(&doc, "the two accounts above as one postcard block", "text");
+        assert_eq!(postcard.split_whitespace().collect::<String>(), hex(&raw));
         let line = doc_block(&doc, "Example `voucher_lines` line", "json");
         let parsed: VoucherLine = serde_json::from_str(line).unwrap();
         assert_eq!(serde_json::to_string(&parsed).unwrap(), line, "the example is canonical");

@@ -1,4 +1,4 @@
-//! The outbound HTTPS client of the hub: version report and snapshot upload.
+//! The outbound HTTPS client of the hub: version report, capabilities and snapshot upload.
 //!
 //! Uploads follow `docs/protocol.md`: create the snapshot (the hub answers with
 //! the parts it still misses), upload those parts, commit. Every step is
@@ -12,9 +12,13 @@ pub use user_agent::user_agent;
 
 use crate::spool::{SpoolEntry, SpoolError};
 use crate::state::random_hex;
-use ledgerlink_protocol::api::{AgentHello, ErrorBody, SnapshotState, SnapshotStatus, SnapshotSummary};
+use ledgerlink_protocol::api::{
+    AgentHello, Capabilities, ErrorBody, SnapshotState, SnapshotStatus, SnapshotSummary,
+};
+use ledgerlink_protocol::PartFormat;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How the client retries transient failures.
@@ -101,7 +105,12 @@ impl HubError {
 pub struct HubClient {
     http: Client,
     settings: HubClientSettings,
+    part_format: OnceLock<PartFormat>,
 }
+
+/// How long the question for the hub's capabilities may take (it is asked once,
+/// without retries; a hub that does not answer gets NDJSON parts).
+const CAPABILITIES_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Attempt {
     Done(Response),
@@ -127,7 +136,7 @@ impl HubClient {
             builder = builder.proxy(proxy);
         }
         let http = builder.build().map_err(|e| HubError::Setup(e.to_string()))?;
-        Ok(Self { http, settings })
+        Ok(Self { http, settings, part_format: OnceLock::new() })
     }
 
     fn url(&self, path: &str) -> String {
@@ -165,6 +174,33 @@ impl HubClient {
             }
         }
         Err(HubError::Unreachable { url: self.settings.url.clone(), detail: last })
+    }
+
+    /// The format to write parts in for this hub: the best one both sides know,
+    /// asked once per client (`GET /v1/capabilities`). NDJSON, which every hub
+    /// reads, when the hub does not answer or is older than that endpoint.
+    pub fn part_format(&self) -> PartFormat {
+        *self.part_format.get_or_init(|| match self.capabilities() {
+            Ok(capabilities) => capabilities.best_part_format(),
+            Err(detail) => {
+                tracing::debug!(%detail, "The hub did not say which part formats it reads; writing NDJSON.");
+                PartFormat::Ndjson
+            }
+        })
+    }
+
+    fn capabilities(&self) -> Result<Capabilities, String> {
+        let response = self
+            .http
+            .get(self.url("/v1/capabilities"))
+            .bearer_auth(&self.settings.api_key)
+            .timeout(CAPABILITIES_TIMEOUT)
+            .send()
+            .map_err(describe_reqwest)?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        response.json().map_err(|e| format!("not a capabilities body: {e}"))
     }
 
     /// Reports this agent's version once at start (`POST /v1/agents/hello`).

@@ -17,7 +17,9 @@ use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::{
     Company, Entity, SnapshotValidator, ValidationReport, SCHEMA_VERSION,
 };
-use ledgerlink_protocol::{sha256_hex, Manifest, PartInfo, PartWriter, PluginRef, PROTOCOL_VERSION};
+use ledgerlink_protocol::{
+    sha256_hex, Manifest, PartFormat, PartInfo, PartWriter, PluginRef, PROTOCOL_VERSION,
+};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -392,6 +394,7 @@ fn sync_year(
         return Ok(Prepared::Done(YearOutcome::Spooled { reason }));
     }
     let expected = ctx.state.counts(key)?;
+    let format = ctx.hub.part_format();
     let mut writer = ctx.spool.begin()?;
     let mut validator = SnapshotValidator::new(20);
     let mut parts: Vec<PartInfo> = Vec::new();
@@ -404,14 +407,14 @@ fn sync_year(
             Ok(batches) => batches,
             Err(e) => return failed(e),
         };
-        let mut part = new_part(entity)?;
+        let mut part = new_part(format, entity)?;
         while let Some(bytes) = batches.next_encoded() {
             let bytes = match bytes {
                 Ok(bytes) => bytes,
                 Err(e) => return failed(e),
             };
             // Voucher lines, the bulk of a year, stay borrowed from the batch's
-            // bytes from decoding to NDJSON; other entities are decoded as records.
+            // bytes until they are in the part; other entities are decoded as records.
             let records = match batches.borrowed_lines(&bytes) {
                 Ok(Some(lines)) => {
                     lines.iter().for_each(|line| validator.observe_borrowed_line(line));
@@ -430,7 +433,7 @@ fn sync_year(
             };
             progress.add(records as u64);
             if part.records() >= PART_RECORDS {
-                let full = std::mem::replace(&mut part, new_part(entity)?);
+                let full = std::mem::replace(&mut part, new_part(format, entity)?);
                 add_part(&mut writer, &mut parts, full)?;
                 if !spool_has_room(ctx, in_flight) {
                     let reason = format!(
@@ -468,13 +471,14 @@ fn sync_year(
         fiscal_year: key.fiscal_year,
         change_token: token,
         parts,
+        part_format: format,
     };
     let meta = EntryMeta { tenant: key.tenant.clone(), content_hash, counts, spooled_at: now() };
     Ok(Prepared::Spooled(Box::new(writer.commit(&manifest, &meta)?)))
 }
 
-fn new_part(entity: Entity) -> Result<PartWriter, SyncError> {
-    PartWriter::new(entity).map_err(part_error)
+fn new_part(format: PartFormat, entity: Entity) -> Result<PartWriter, SyncError> {
+    PartWriter::new(format, entity).map_err(part_error)
 }
 
 fn part_error(e: ledgerlink_protocol::PartError) -> SyncError {

@@ -17,7 +17,7 @@ use ledgerlink_plugin_api::canonical::{
     Account, Company, Datelike, Decimal, DimensionType, DimensionValue, Entity, NaiveDate, Party,
     RecordBatch, TaxCode, TrialBalance, Voucher, VoucherLine,
 };
-use ledgerlink_protocol::{PartInfo, PartReader};
+use ledgerlink_protocol::{PartFormat, PartInfo, PartReader};
 use mapping::Mapping;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Write};
@@ -89,6 +89,7 @@ pub struct Prepared<'a> {
     blobs: &'a dyn BlobStore,
     tenant_id: i64,
     snapshot_id: String,
+    part_format: PartFormat,
     line_parts: Vec<PartInfo>,
     company: Company,
     year: i32,
@@ -112,6 +113,7 @@ fn read_entity(
     blobs: &dyn BlobStore,
     tenant_id: i64,
     snapshot_id: &str,
+    format: PartFormat,
     parts: &[PartInfo],
     mut each: impl FnMut(RecordBatch) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
@@ -123,7 +125,7 @@ fn read_entity(
                 part.index
             )))
         })?;
-        let batches = PartReader::new(part.entity, part.index, BufReader::new(reader))
+        let batches = PartReader::new(format, part.entity, part.index, BufReader::new(reader))
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for batch in batches {
             each(batch.map_err(|e| StoreError::Corrupt(e.to_string()))?)?;
@@ -176,7 +178,9 @@ pub fn prepare<'a>(
     }
     let of = |e: Entity| parts.get(&e).cloned().unwrap_or_default();
     let sid = record.snapshot_id.clone();
+    let format = manifest.part_format;
     let mut p = Prepared {
+        part_format: format,
         blobs,
         tenant_id: tenant.id,
         snapshot_id: sid.clone(),
@@ -199,43 +203,43 @@ pub fn prepare<'a>(
         total_credit: Decimal::ZERO,
     };
     let mut accounts: Vec<Account> = Vec::new();
-    read_entity(blobs, tenant.id, &sid, &of(Entity::Accounts), |b| {
+    read_entity(blobs, tenant.id, &sid, format, &of(Entity::Accounts), |b| {
         if let RecordBatch::Accounts(rows) = b {
             accounts.extend(rows);
         }
         Ok(())
     })?;
-    read_entity(blobs, tenant.id, &sid, &of(Entity::Customers), |b| {
+    read_entity(blobs, tenant.id, &sid, format, &of(Entity::Customers), |b| {
         if let RecordBatch::Customers(rows) = b {
             p.customers.extend(rows);
         }
         Ok(())
     })?;
-    read_entity(blobs, tenant.id, &sid, &of(Entity::Suppliers), |b| {
+    read_entity(blobs, tenant.id, &sid, format, &of(Entity::Suppliers), |b| {
         if let RecordBatch::Suppliers(rows) = b {
             p.suppliers.extend(rows);
         }
         Ok(())
     })?;
-    read_entity(blobs, tenant.id, &sid, &of(Entity::TaxCodes), |b| {
+    read_entity(blobs, tenant.id, &sid, format, &of(Entity::TaxCodes), |b| {
         if let RecordBatch::TaxCodes(rows) = b {
             p.tax_codes.extend(rows);
         }
         Ok(())
     })?;
-    read_entity(blobs, tenant.id, &sid, &of(Entity::DimensionTypes), |b| {
+    read_entity(blobs, tenant.id, &sid, format, &of(Entity::DimensionTypes), |b| {
         if let RecordBatch::DimensionTypes(rows) = b {
             p.dimension_types.extend(rows);
         }
         Ok(())
     })?;
-    read_entity(blobs, tenant.id, &sid, &of(Entity::DimensionValues), |b| {
+    read_entity(blobs, tenant.id, &sid, format, &of(Entity::DimensionValues), |b| {
         if let RecordBatch::DimensionValues(rows) = b {
             p.dimension_values.extend(rows);
         }
         Ok(())
     })?;
-    read_entity(blobs, tenant.id, &sid, &of(Entity::Vouchers), |b| {
+    read_entity(blobs, tenant.id, &sid, format, &of(Entity::Vouchers), |b| {
         if let RecordBatch::Vouchers(rows) = b {
             p.vouchers.extend(rows.into_iter().map(|v| (v.id.clone(), v)));
         }
@@ -269,7 +273,7 @@ pub fn prepare<'a>(
     // First pass over the lines: NumberOfEntries, TotalDebit and TotalCredit come first in the file.
     let mut last: Option<String> = None;
     let (mut entries, mut debit, mut credit) = (0u64, Decimal::ZERO, Decimal::ZERO);
-    read_entity(blobs, tenant.id, &sid, &p.line_parts, |b| {
+    read_entity(blobs, tenant.id, &sid, format, &p.line_parts, |b| {
         if let RecordBatch::VoucherLines(rows) = b {
             for l in rows {
                 let amount =
@@ -468,20 +472,27 @@ impl Prepared<'_> {
             w.leaf("Description", "Hovedbok", 256)?;
             w.leaf("Type", "GL", 9)?;
             let mut open: Option<String> = None;
-            read_entity(self.blobs, self.tenant_id, &self.snapshot_id, &self.line_parts, |b| {
-                let RecordBatch::VoucherLines(rows) = b else { return Ok(()) };
-                for l in rows {
-                    if open.as_deref() != Some(l.voucher_id.as_str()) {
-                        if open.is_some() {
-                            w.close("Transaction")?;
+            read_entity(
+                self.blobs,
+                self.tenant_id,
+                &self.snapshot_id,
+                self.part_format,
+                &self.line_parts,
+                |b| {
+                    let RecordBatch::VoucherLines(rows) = b else { return Ok(()) };
+                    for l in rows {
+                        if open.as_deref() != Some(l.voucher_id.as_str()) {
+                            if open.is_some() {
+                                w.close("Transaction")?;
+                            }
+                            self.open_transaction(w, &l)?;
+                            open = Some(l.voucher_id.clone());
                         }
-                        self.open_transaction(w, &l)?;
-                        open = Some(l.voucher_id.clone());
+                        self.write_line(w, &l)?;
                     }
-                    self.write_line(w, &l)?;
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                },
+            )?;
             if open.is_some() {
                 w.close("Transaction")?;
             }

@@ -6,7 +6,7 @@ use ledgerlink_plugin_api::canonical::{
     Account, Company, Decimal, Entity, FiscalYear, NaiveDate, Party, RecordBatch, Voucher, VoucherLine,
     SCHEMA_VERSION,
 };
-use ledgerlink_protocol::{EncodedPart, Manifest, PartWriter, PluginRef};
+use ledgerlink_protocol::{encode_part, EncodedPart, Manifest, PartFormat, PluginRef};
 use reqwest::blocking::{Client as HttpClient, Response};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -413,14 +413,14 @@ pub struct Snapshot {
     pub parts: Vec<EncodedPart>,
 }
 
-fn encode(batch: RecordBatch) -> EncodedPart {
-    let mut w = PartWriter::new(batch.entity()).unwrap();
-    w.write_batch(&batch).unwrap();
-    w.finish().unwrap()
+/// Encodes books as an NDJSON snapshot; voucher lines are split over two parts mid-voucher.
+pub fn build_snapshot(books: &Books, source_id: &str) -> Snapshot {
+    build_snapshot_as(PartFormat::Ndjson, books, source_id)
 }
 
-/// Encodes books as a snapshot; voucher lines are split over two parts mid-voucher.
-pub fn build_snapshot(books: &Books, source_id: &str) -> Snapshot {
+/// Encodes books as a snapshot in `format`; voucher lines are split over two parts mid-voucher.
+pub fn build_snapshot_as(format: PartFormat, books: &Books, source_id: &str) -> Snapshot {
+    let encode = |batch: RecordBatch| encode_part(format, &batch).unwrap();
     let split = books.lines.len() / 2 + 1;
     let parts = vec![
         encode(RecordBatch::Accounts(books.accounts.clone())),
@@ -429,10 +429,12 @@ pub fn build_snapshot(books: &Books, source_id: &str) -> Snapshot {
         encode(RecordBatch::VoucherLines(books.lines[..split].to_vec())),
         encode(RecordBatch::VoucherLines(books.lines[split..].to_vec())),
     ];
-    manifest_for(books, source_id, parts)
+    let mut snapshot = manifest_for(books, source_id, parts);
+    snapshot.manifest.part_format = format;
+    snapshot
 }
 
-/// Builds the manifest for given parts.
+/// Builds the manifest for given NDJSON parts.
 pub fn manifest_for(books: &Books, source_id: &str, parts: Vec<EncodedPart>) -> Snapshot {
     let manifest = Manifest {
         protocol_version: 1,
@@ -444,6 +446,7 @@ pub fn manifest_for(books: &Books, source_id: &str, parts: Vec<EncodedPart>) -> 
         fiscal_year: 2025,
         change_token: Some(format!("lines:{}", books.lines.len())),
         parts: parts.iter().enumerate().map(|(i, p)| p.info(i as u32)).collect(),
+        part_format: PartFormat::Ndjson,
     };
     Snapshot { manifest, parts }
 }

@@ -36,6 +36,11 @@ impl Hub {
         hub
     }
 
+    /// Starts a hub with extra `serve` arguments.
+    pub fn start_args(args: &[&str]) -> Hub {
+        Self::start_with(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
     fn start_with(extra: &[String]) -> Hub {
         let data = tempfile::tempdir().expect("hub data dir");
         let log = data.path().join("hub.log");
@@ -119,19 +124,30 @@ impl Hub {
 
     /// `GET path` with the tenant key; returns status and JSON body.
     pub fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        let response = self.send_get(key, path);
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    /// `GET path` with the tenant key; returns status and body text.
+    pub fn get_text(&self, key: &str, path: &str) -> (u16, String) {
+        let response = self.send_get(key, path);
+        let status = response.status().as_u16();
+        (status, response.text().unwrap_or_else(|e| panic!("GET {path}: {e}")))
+    }
+
+    fn send_get(&self, key: &str, path: &str) -> reqwest::blocking::Response {
         let mut client = reqwest::blocking::Client::builder();
         if let Some(pem) = &self.root_pem {
             client = client.add_root_certificate(reqwest::Certificate::from_pem(pem).expect("PEM"));
         }
-        let response = client
+        client
             .build()
             .expect("client")
             .get(format!("{}{path}", self.url))
             .bearer_auth(key)
             .send()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let status = response.status().as_u16();
-        (status, response.json().unwrap_or(Value::Null))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     /// The trial balance of a company's year from one source.

@@ -158,6 +158,28 @@ fn hub_down_spools_and_the_next_run_delivers_exactly_once() {
 }
 
 #[test]
+fn parts_are_postcard_for_a_hub_that_reads_it_and_ndjson_for_one_that_does_not() {
+    let mut served = Vec::new();
+    for (args, format) in [(&[][..], Some("postcard")), (&["--no-postcard-parts"][..], None)] {
+        let hub = Hub::start_args(args);
+        let key = hub.create_tenant("acme");
+        let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+        let output = agent.sync("hello", &[]);
+        assert_eq!(exit_code(&output), 0, "{}", text(&output));
+        let (status, current) = hub.get(&key, "/v1/companies/1/current?year=2025");
+        assert_eq!(status, 200, "{current}");
+        let id = current["snapshot_id"].as_str().expect("snapshot id").to_owned();
+        let (_, detail) = hub.get(&key, &format!("/v1/snapshots/{id}"));
+        assert_eq!(detail["manifest"].get("part_format").and_then(Value::as_str), format, "{args:?}");
+        let (status, lines) = hub.get_text(&key, &format!("/v1/snapshots/{id}/entities/voucher_lines"));
+        assert_eq!(status, 200);
+        served.push(lines);
+    }
+    assert!(served[0].lines().count() > 10, "{}", served[0]);
+    assert_eq!(served[0], served[1], "the hub serves the same records whatever the parts' format");
+}
+
+#[test]
 fn a_flipped_byte_in_a_spooled_part_is_detected_and_never_accepted() {
     let mut hub = Hub::start();
     let key = hub.create_tenant("acme");
