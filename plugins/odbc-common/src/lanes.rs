@@ -100,31 +100,11 @@ where
     // Back to its pool (if any) before the lanes connect: a lane may reuse it.
     drop(db);
     let shared = Arc::new(Shared::default());
-    let mut queries = queries.into_iter();
-    let first_query = queries.next().unwrap_or_default();
-    let first = pool.connect(&lane_settings, database)?.stream_encoded(
-        &first_query,
-        integer_columns,
-        writer(0),
-        wrap,
-        cancel.clone(),
-    )?;
-    // From here on a failure must stop the lanes already started.
-    let mut reader = LaneReader {
-        first: Some(first),
-        spilled: Vec::new().into_iter(),
-        current: None,
-        shared,
-        done: false,
-    };
-    let shared = reader.shared.clone();
-    let mut spilled = Vec::with_capacity(lanes - 1);
-    for (index, query) in queries.enumerate() {
-        let lane = index + 1;
+    // A later lane reads on its own thread and spills to an unlinked file.
+    let start_lane = |lane: usize, query: String, write: F| -> Result<SpilledLane, PluginError> {
         let file = tempfile::tempfile().map_err(|e| spill_error(lane, &e))?;
         let spill_reader = file.try_clone().map_err(|e| spill_error(lane, &e))?;
         let (notes, received) = mpsc::channel();
-        let write = writer(lane);
         let (settings, database) = (lane_settings.clone(), database.map(str::to_owned));
         let (shared, cancel, pool) = (shared.clone(), cancel.clone(), pool.clone());
         std::thread::Builder::new()
@@ -146,10 +126,35 @@ where
                     "The machine is out of threads or memory; set `lanes = 1` to read over one connection.",
                 )
             })?;
-        spilled.push(SpilledLane { lane, entity, file: spill_reader, notes: received, offset: 0 });
+        Ok(SpilledLane { lane, entity, file: spill_reader, notes: received, offset: 0 })
+    };
+    // The later lanes start first: the server sorts a lane's whole range before
+    // its first row, and lane 0 waits for its own sort below, so the sorts run
+    // side by side instead of one after the other (issue 9: one core stood idle
+    // for a second at the start of every year).
+    let mut queries = queries.into_iter();
+    let first_query = queries.next().unwrap_or_default();
+    let started: Result<Vec<SpilledLane>, PluginError> =
+        queries.enumerate().map(|(index, query)| start_lane(index + 1, query, writer(index + 1))).collect();
+    let first = started.and_then(|spilled| {
+        let db = pool.connect(&lane_settings, database)?;
+        let first = db.stream_encoded(&first_query, integer_columns, writer(0), wrap, cancel.clone())?;
+        Ok((first, spilled))
+    });
+    match first {
+        Ok((first, spilled)) => Ok(Box::new(LaneReader {
+            first: Some(first),
+            spilled: spilled.into_iter(),
+            current: None,
+            shared,
+            done: false,
+        })),
+        Err(error) => {
+            // The lanes already started stop after their current block.
+            shared.stop.store(true, Ordering::Relaxed);
+            Err(error)
+        }
     }
-    reader.spilled = spilled.into_iter();
-    Ok(Box::new(reader))
 }
 
 /// Writes a lane's batches to its file, one note per batch.
