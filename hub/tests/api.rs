@@ -550,3 +550,31 @@ fn postcard_parts_are_verified_and_served_like_ndjson_ones() {
     client.open_snapshot(&snap.manifest).assert_error(400, "unsupported_part_format", "GET /v1/capabilities");
     client.upload_and_commit(&build_snapshot(&sample_books("0001", 43, 14), "src"));
 }
+
+#[test]
+fn a_part_damaged_on_disk_before_commit_is_asked_for_again() {
+    let data = DataDir::new();
+    let key = create_tenant(&data.path, "acme");
+    let hub = Hub::start(&data.path, &[]);
+    let client = hub.client(&key);
+    let books = sample_books("0001", 60, 21);
+    let snap = build_snapshot_as(PartFormat::Postcard, &books, "src");
+    let id = client.upload(&snap);
+    // The last voucher-line part, which the commit checks alongside the first.
+    let blob = std::fs::read_dir(data.path.join("parts"))
+        .unwrap()
+        .map(|tenant| tenant.unwrap().path().join(&id).join("000004.zst"))
+        .find(|path| path.exists())
+        .expect("the stored part");
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&blob, bytes).unwrap();
+
+    client.commit(&id).assert_error(409, "parts_missing", "stored part 4 is damaged");
+    assert_eq!(client.open_snapshot(&snap.manifest).json()["missing_parts"], json!([4]));
+    assert_eq!(client.current("0001", 2025), None, "nothing became visible");
+    assert_eq!(client.put_part(&id, 4, &snap.parts[4].bytes).status, StatusCode::NO_CONTENT);
+    assert_eq!(client.commit(&id).status, StatusCode::OK);
+    assert_eq!(client.current("0001", 2025), Some(id));
+}

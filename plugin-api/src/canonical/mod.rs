@@ -26,7 +26,9 @@ pub use dimension::{DimensionRef, DimensionType, DimensionValue};
 pub use ledger::{Account, Company, FiscalYear, TaxCode};
 pub use party::{Customer, Party, Supplier};
 pub use trial_balance::{TrialBalance, TrialBalanceRow};
-pub use validate::{validate_company, Problem, SnapshotValidator, ValidationReport};
+pub use validate::{
+    validate_company, CheckedLines, LineChecker, Problem, SnapshotValidator, ValidationReport,
+};
 pub use voucher::{Voucher, VoucherLine};
 
 pub use chrono::{Datelike, NaiveDate};

@@ -51,6 +51,23 @@ impl TrialBalance {
         row.net += amount;
     }
 
+    /// Adds another trial balance's totals (of other lines of the same books):
+    /// the result is exactly, scales included, that of adding all lines to one.
+    pub fn merge(&mut self, other: TrialBalance) {
+        for (account, row) in other.accounts {
+            match self.accounts.get_mut(&account) {
+                Some(own) => {
+                    own.debit += row.debit;
+                    own.credit += row.credit;
+                    own.net += row.net;
+                }
+                None => {
+                    self.accounts.insert(account, row);
+                }
+            }
+        }
+    }
+
     /// Sum of all nets; zero for balanced books.
     pub fn total_net(&self) -> Decimal {
         self.accounts.values().map(|r| r.net).sum()
@@ -76,5 +93,23 @@ mod tests {
         assert_eq!(tb.accounts["3000"].credit.to_string(), "100.00");
         assert_eq!(tb.accounts["3000"].debit.to_string(), "0.00", "an empty side keeps the scale");
         assert_eq!(tb.total_net(), Decimal::from_str("0.10").unwrap());
+    }
+
+    #[test]
+    fn merged_parts_equal_the_whole_to_the_last_digit_and_scale() {
+        let lines = [("1920", "100.10"), ("3000", "-1"), ("1920", "-0.005"), ("2400", "0"), ("3000", "7.5")];
+        let mut whole = TrialBalance::default();
+        lines.iter().for_each(|(a, x)| whole.add_amount(a, Decimal::from_str(x).unwrap()));
+        for cut in 0..=lines.len() {
+            let (mut left, mut right) = (TrialBalance::default(), TrialBalance::default());
+            lines[..cut].iter().for_each(|(a, x)| left.add_amount(a, Decimal::from_str(x).unwrap()));
+            lines[cut..].iter().for_each(|(a, x)| right.add_amount(a, Decimal::from_str(x).unwrap()));
+            left.merge(right);
+            assert_eq!(
+                serde_json::to_string(&left).unwrap(),
+                serde_json::to_string(&whole).unwrap(),
+                "cut at {cut}"
+            );
+        }
     }
 }

@@ -78,17 +78,48 @@ pub fn validate_company(company: &Company) -> Vec<Problem> {
 /// master data seen so far (only for entities that were fed at all); vouchers are
 /// checked to balance, which requires each voucher's lines to be contiguous.
 /// Memory stays bounded by the master data, not by the number of lines.
+///
+/// Voucher lines may also be checked in stretches on several threads: each
+/// stretch by a [`LineChecker`] from [`Self::line_checker`], whose findings
+/// [`Self::absorb`] adds in the stretches' order. The report is then exactly
+/// the one observing every line here would give.
 #[derive(Debug)]
 pub struct SnapshotValidator {
+    findings: Findings,
+    master: MasterData,
+    balances: Balances,
+}
+
+/// The problems found so far: the first `max_problems` kept, all counted.
+#[derive(Debug)]
+struct Findings {
     max_problems: usize,
     report: ValidationReport,
+}
+
+/// The master data seen so far, which voucher lines refer to.
+#[derive(Debug, Default)]
+struct MasterData {
     seen: HashSet<Entity>,
     accounts: HashSet<String>,
     customers: HashSet<String>,
     suppliers: HashSet<String>,
     dimension_types: HashSet<String>,
     tax_codes: HashSet<String>,
-    open_voucher: Option<OpenVoucher>,
+}
+
+/// The sums of the voucher being read. A [`LineChecker`] also sets its stretch's
+/// first voucher aside instead of judging it, as its first lines may be in the
+/// stretch before.
+#[derive(Debug, Default)]
+struct Balances {
+    open: Option<OpenVoucher>,
+    /// Set aside rather than judged when the second voucher starts (line checkers only).
+    defer_first: bool,
+    /// Problems kept when the first line's fields had been checked.
+    at_first_line: Option<usize>,
+    /// The first voucher, set aside, and the problems kept when it ended.
+    first: Option<(OpenVoucher, usize)>,
 }
 
 /// The fields of a voucher line the validator reads, from either form of line.
@@ -104,6 +135,36 @@ struct LineFields<'a> {
     source_key: &'a str,
 }
 
+impl<'a> LineFields<'a> {
+    fn owned(line: &'a VoucherLine) -> Self {
+        Self {
+            voucher_id: &line.voucher_id,
+            account_id: &line.account_id,
+            customer_id: line.customer_id.as_deref(),
+            supplier_id: line.supplier_id.as_deref(),
+            tax_code: line.tax_code.as_deref(),
+            currency: line.currency.as_deref(),
+            has_amount_currency: line.amount_currency.is_some(),
+            amount: line.amount,
+            source_key: &line.source_key,
+        }
+    }
+
+    fn borrowed(line: &'a BorrowedVoucherLine<'_>) -> Self {
+        Self {
+            voucher_id: &line.voucher_id,
+            account_id: &line.account_id,
+            customer_id: line.customer_id.as_deref(),
+            supplier_id: line.supplier_id.as_deref(),
+            tax_code: line.tax_code.as_deref(),
+            currency: line.currency.as_deref(),
+            has_amount_currency: line.amount_currency.is_some(),
+            amount: line.amount,
+            source_key: &line.source_key,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct OpenVoucher {
     id: String,
@@ -117,31 +178,25 @@ impl Default for SnapshotValidator {
     }
 }
 
-impl SnapshotValidator {
-    /// A validator that keeps the first `max_problems` problems (and counts all).
-    pub fn new(max_problems: usize) -> Self {
-        Self {
-            max_problems,
-            report: ValidationReport::default(),
-            seen: HashSet::new(),
-            accounts: HashSet::new(),
-            customers: HashSet::new(),
-            suppliers: HashSet::new(),
-            dimension_types: HashSet::new(),
-            tax_codes: HashSet::new(),
-            open_voucher: None,
-        }
+impl Findings {
+    fn new(max_problems: usize) -> Self {
+        Self { max_problems, report: ValidationReport::default() }
     }
 
     fn problem(&mut self, entity: Entity, source_key: &str, field: &str, message: String) {
         self.report.total_problems += 1;
+        self.keep(|| Problem {
+            entity: entity.as_str().into(),
+            source_key: source_key.into(),
+            field: field.into(),
+            message,
+        });
+    }
+
+    /// Keeps a problem already counted, while there is room.
+    fn keep(&mut self, problem: impl FnOnce() -> Problem) {
         if self.report.problems.len() < self.max_problems {
-            self.report.problems.push(Problem {
-                entity: entity.as_str().into(),
-                source_key: source_key.into(),
-                field: field.into(),
-                message,
-            });
+            self.report.problems.push(problem());
         }
     }
 
@@ -159,7 +214,27 @@ impl SnapshotValidator {
         }
     }
 
-    fn check_reference(&mut self, source_key: &str, field: &str, target: Entity, id: Option<&str>) {
+    /// Judges a voucher whose lines all have been read.
+    fn close(&mut self, voucher: OpenVoucher) {
+        if !voucher.sum.is_zero() {
+            let msg = format!(
+                "voucher `{}` does not balance: its lines sum to {} (a voucher's lines must sum to zero and be emitted together)",
+                voucher.id, voucher.sum
+            );
+            self.problem(Entity::VoucherLines, &voucher.first_source_key, "amount", msg);
+        }
+    }
+}
+
+impl MasterData {
+    fn check_reference(
+        &self,
+        findings: &mut Findings,
+        source_key: &str,
+        field: &str,
+        target: Entity,
+        id: Option<&str>,
+    ) {
         let Some(id) = id else { return };
         if !self.seen.contains(&target) {
             return;
@@ -174,21 +249,121 @@ impl SnapshotValidator {
         };
         if !known.contains(id) {
             let what = target.as_str().trim_end_matches('s').replace('_', " ");
-            self.problem(Entity::VoucherLines, source_key, field, format!("{what} `{id}` does not exist"));
+            findings.problem(
+                Entity::VoucherLines,
+                source_key,
+                field,
+                format!("{what} `{id}` does not exist"),
+            );
+        }
+    }
+
+    /// Checks one voucher line's fields and adds its amount to its voucher.
+    fn check_line<'a>(
+        &self,
+        findings: &mut Findings,
+        balances: &mut Balances,
+        line: LineFields<'a>,
+        dimension_types: impl Iterator<Item = &'a str>,
+    ) {
+        let entity = Entity::VoucherLines;
+        let key = line.source_key;
+        findings.require(entity, key, "voucher_id", line.voucher_id);
+        findings.require(entity, key, "account_id", line.account_id);
+        self.check_reference(findings, key, "account_id", Entity::Accounts, Some(line.account_id));
+        self.check_reference(findings, key, "customer_id", Entity::Customers, line.customer_id);
+        self.check_reference(findings, key, "supplier_id", Entity::Suppliers, line.supplier_id);
+        self.check_reference(findings, key, "tax_code", Entity::TaxCodes, line.tax_code);
+        for dimension_type in dimension_types {
+            self.check_reference(findings, key, "dimensions", Entity::DimensionTypes, Some(dimension_type));
+        }
+        findings.check_currency(entity, key, "currency", line.currency);
+        if line.currency.is_some() && !line.has_amount_currency {
+            let msg = "is missing while `currency` is set".into();
+            findings.problem(entity, key, "amount_currency", msg);
+        }
+        balances.add(findings, line.voucher_id, key, line.amount);
+    }
+}
+
+impl Balances {
+    fn add(&mut self, findings: &mut Findings, voucher_id: &str, source_key: &str, amount: Decimal) {
+        match &mut self.open {
+            Some(open) if open.id == voucher_id => open.sum += amount,
+            open => {
+                match open.take() {
+                    Some(ended) if self.defer_first && self.first.is_none() => {
+                        self.first = Some((ended, findings.report.problems.len()));
+                    }
+                    Some(ended) => findings.close(ended),
+                    None => self.at_first_line = Some(findings.report.problems.len()),
+                }
+                self.open = Some(OpenVoucher {
+                    id: voucher_id.to_owned(),
+                    first_source_key: source_key.to_owned(),
+                    sum: amount,
+                });
+            }
+        }
+    }
+}
+
+/// Checks one stretch of voucher lines against a [`SnapshotValidator`]'s master
+/// data, independently of the other stretches (one per thread).
+#[derive(Debug)]
+pub struct LineChecker<'m> {
+    master: &'m MasterData,
+    findings: Findings,
+    balances: Balances,
+}
+
+/// What a [`LineChecker`] found, for [`SnapshotValidator::absorb`].
+#[derive(Debug)]
+pub struct CheckedLines {
+    findings: Findings,
+    balances: Balances,
+}
+
+impl LineChecker<'_> {
+    /// Checks the next line of the stretch.
+    pub fn observe_borrowed_line(&mut self, line: &BorrowedVoucherLine<'_>) {
+        let dimension_types = line.dimensions.iter().map(|d| &*d.dimension_type);
+        self.master.check_line(
+            &mut self.findings,
+            &mut self.balances,
+            LineFields::borrowed(line),
+            dimension_types,
+        );
+    }
+
+    /// Ends the stretch.
+    pub fn finish(self) -> CheckedLines {
+        CheckedLines { findings: self.findings, balances: self.balances }
+    }
+}
+
+impl SnapshotValidator {
+    /// A validator that keeps the first `max_problems` problems (and counts all).
+    pub fn new(max_problems: usize) -> Self {
+        Self {
+            findings: Findings::new(max_problems),
+            master: MasterData::default(),
+            balances: Balances::default(),
         }
     }
 
     /// Validates one batch.
     pub fn observe(&mut self, batch: &RecordBatch) {
         let entity = batch.entity();
-        self.seen.insert(entity);
+        let (master, findings) = (&mut self.master, &mut self.findings);
+        master.seen.insert(entity);
         match batch {
             RecordBatch::Accounts(rows) => {
                 for r in rows {
-                    self.require(entity, &r.source_key, "id", &r.id);
-                    self.require(entity, &r.source_key, "name", &r.name);
-                    if !self.accounts.insert(r.id.clone()) {
-                        self.problem(
+                    findings.require(entity, &r.source_key, "id", &r.id);
+                    findings.require(entity, &r.source_key, "name", &r.name);
+                    if !master.accounts.insert(r.id.clone()) {
+                        findings.problem(
                             entity,
                             &r.source_key,
                             "id",
@@ -199,141 +374,137 @@ impl SnapshotValidator {
             }
             RecordBatch::Customers(rows) | RecordBatch::Suppliers(rows) => {
                 for r in rows {
-                    self.require(entity, &r.source_key, "id", &r.id);
-                    self.require(entity, &r.source_key, "name", &r.name);
-                    self.check_currency(entity, &r.source_key, "currency", r.currency.as_deref());
-                    let set =
-                        if entity == Entity::Customers { &mut self.customers } else { &mut self.suppliers };
+                    findings.require(entity, &r.source_key, "id", &r.id);
+                    findings.require(entity, &r.source_key, "name", &r.name);
+                    findings.check_currency(entity, &r.source_key, "currency", r.currency.as_deref());
+                    let set = if entity == Entity::Customers {
+                        &mut master.customers
+                    } else {
+                        &mut master.suppliers
+                    };
                     set.insert(r.id.clone());
                 }
             }
             RecordBatch::DimensionTypes(rows) => {
                 for r in rows {
-                    self.require(entity, &r.source_key, "id", &r.id);
-                    self.require(entity, &r.source_key, "name", &r.name);
-                    self.dimension_types.insert(r.id.clone());
+                    findings.require(entity, &r.source_key, "id", &r.id);
+                    findings.require(entity, &r.source_key, "name", &r.name);
+                    master.dimension_types.insert(r.id.clone());
                 }
             }
             RecordBatch::DimensionValues(rows) => {
                 for r in rows {
-                    self.require(entity, &r.source_key, "id", &r.id);
-                    if self.seen.contains(&Entity::DimensionTypes)
-                        && !self.dimension_types.contains(&r.dimension_type)
+                    findings.require(entity, &r.source_key, "id", &r.id);
+                    if master.seen.contains(&Entity::DimensionTypes)
+                        && !master.dimension_types.contains(&r.dimension_type)
                     {
                         let msg = format!("dimension type `{}` does not exist", r.dimension_type);
-                        self.problem(entity, &r.source_key, "dimension_type", msg);
+                        findings.problem(entity, &r.source_key, "dimension_type", msg);
                     }
                 }
             }
             RecordBatch::TaxCodes(rows) => {
                 for r in rows {
-                    self.require(entity, &r.source_key, "id", &r.id);
-                    self.tax_codes.insert(r.id.clone());
+                    findings.require(entity, &r.source_key, "id", &r.id);
+                    master.tax_codes.insert(r.id.clone());
                 }
             }
             RecordBatch::Vouchers(rows) => {
                 for r in rows {
-                    self.require(entity, &r.source_key, "id", &r.id);
+                    findings.require(entity, &r.source_key, "id", &r.id);
                     if let Some(p) = r.period {
                         if p == 0 {
-                            self.problem(entity, &r.source_key, "period", "period numbers start at 1".into());
+                            findings.problem(
+                                entity,
+                                &r.source_key,
+                                "period",
+                                "period numbers start at 1".into(),
+                            );
                         }
                     }
                 }
             }
             RecordBatch::VoucherLines(rows) => {
                 for line in rows {
-                    self.observe_line(line);
+                    let dimension_types = line.dimensions.iter().map(|d| d.dimension_type.as_str());
+                    master.check_line(findings, &mut self.balances, LineFields::owned(line), dimension_types);
                 }
             }
         }
     }
 
-    fn observe_line(&mut self, line: &VoucherLine) {
-        let fields = LineFields {
-            voucher_id: &line.voucher_id,
-            account_id: &line.account_id,
-            customer_id: line.customer_id.as_deref(),
-            supplier_id: line.supplier_id.as_deref(),
-            tax_code: line.tax_code.as_deref(),
-            currency: line.currency.as_deref(),
-            has_amount_currency: line.amount_currency.is_some(),
-            amount: line.amount,
-            source_key: &line.source_key,
-        };
-        self.observe_line_fields(fields, line.dimensions.iter().map(|d| d.dimension_type.as_str()));
-    }
-
     /// Validates one voucher line read without allocating (what [`Self::observe`]
     /// does for each line of a voucher-line batch).
     pub fn observe_borrowed_line(&mut self, line: &BorrowedVoucherLine<'_>) {
-        if !self.seen.contains(&Entity::VoucherLines) {
-            self.seen.insert(Entity::VoucherLines);
+        if !self.master.seen.contains(&Entity::VoucherLines) {
+            self.master.seen.insert(Entity::VoucherLines);
         }
-        let fields = LineFields {
-            voucher_id: &line.voucher_id,
-            account_id: &line.account_id,
-            customer_id: line.customer_id.as_deref(),
-            supplier_id: line.supplier_id.as_deref(),
-            tax_code: line.tax_code.as_deref(),
-            currency: line.currency.as_deref(),
-            has_amount_currency: line.amount_currency.is_some(),
-            amount: line.amount,
-            source_key: &line.source_key,
+        let dimension_types = line.dimensions.iter().map(|d| &*d.dimension_type);
+        self.master.check_line(
+            &mut self.findings,
+            &mut self.balances,
+            LineFields::borrowed(line),
+            dimension_types,
+        );
+    }
+
+    /// A checker of one stretch of voucher lines against the master data observed
+    /// so far; give its findings to [`Self::absorb`] in the order of the stretches.
+    pub fn line_checker(&self) -> LineChecker<'_> {
+        LineChecker {
+            master: &self.master,
+            findings: Findings::new(self.findings.max_problems),
+            balances: Balances { defer_first: true, ..Balances::default() },
+        }
+    }
+
+    /// Adds a stretch's findings as if its lines had been observed here, in order.
+    pub fn absorb(&mut self, checked: CheckedLines) {
+        let CheckedLines { findings, balances } = checked;
+        let Some(at_first_line) = balances.at_first_line else { return };
+        self.master.seen.insert(Entity::VoucherLines);
+        self.findings.report.total_problems += findings.report.total_problems;
+        let mut problems = findings.report.problems.into_iter();
+        let mut keep = |own: &mut Findings, until: Option<usize>, taken: &mut usize| {
+            for problem in problems.by_ref().take(until.map_or(usize::MAX, |u| u - *taken)) {
+                *taken += 1;
+                own.keep(|| problem);
+            }
         };
-        self.observe_line_fields(fields, line.dimensions.iter().map(|d| &*d.dimension_type));
-    }
-
-    fn observe_line_fields<'a>(
-        &mut self,
-        line: LineFields<'a>,
-        dimension_types: impl Iterator<Item = &'a str>,
-    ) {
-        let entity = Entity::VoucherLines;
-        let key = line.source_key;
-        self.require(entity, key, "voucher_id", line.voucher_id);
-        self.require(entity, key, "account_id", line.account_id);
-        self.check_reference(key, "account_id", Entity::Accounts, Some(line.account_id));
-        self.check_reference(key, "customer_id", Entity::Customers, line.customer_id);
-        self.check_reference(key, "supplier_id", Entity::Suppliers, line.supplier_id);
-        self.check_reference(key, "tax_code", Entity::TaxCodes, line.tax_code);
-        for dimension_type in dimension_types {
-            self.check_reference(key, "dimensions", Entity::DimensionTypes, Some(dimension_type));
-        }
-        self.check_currency(entity, key, "currency", line.currency);
-        if line.currency.is_some() && !line.has_amount_currency {
-            let msg = "is missing while `currency` is set".into();
-            self.problem(entity, key, "amount_currency", msg);
-        }
-        match &mut self.open_voucher {
-            Some(open) if open.id == line.voucher_id => open.sum += line.amount,
-            _ => {
-                self.close_voucher();
-                self.open_voucher = Some(OpenVoucher {
-                    id: line.voucher_id.to_owned(),
-                    first_source_key: key.to_owned(),
-                    sum: line.amount,
-                });
+        let mut taken = 0;
+        keep(&mut self.findings, Some(at_first_line), &mut taken);
+        // The stretch's first voucher continues the open one, or ends it.
+        let Balances { open: last, first, .. } = balances;
+        let (first, rest) = match first {
+            Some((first, ended_at)) => (first, Some((ended_at, last))),
+            None => (last.expect("a stretch with lines has an open voucher"), None),
+        };
+        match &mut self.balances.open {
+            Some(open) if open.id == first.id => open.sum += first.sum,
+            open => {
+                if let Some(ended) = open.take() {
+                    self.findings.close(ended);
+                }
+                *open = Some(first);
             }
         }
-    }
-
-    fn close_voucher(&mut self) {
-        if let Some(open) = self.open_voucher.take() {
-            if !open.sum.is_zero() {
-                let msg = format!(
-                    "voucher `{}` does not balance: its lines sum to {} (a voucher's lines must sum to zero and be emitted together)",
-                    open.id, open.sum
-                );
-                self.problem(Entity::VoucherLines, &open.first_source_key, "amount", msg);
+        // When the stretch went on to other vouchers, its first ended there.
+        if let Some((ended_at, last)) = rest {
+            keep(&mut self.findings, Some(ended_at), &mut taken);
+            if let Some(ended) = self.balances.open.take() {
+                self.findings.close(ended);
             }
+            self.balances.open = last;
         }
+        keep(&mut self.findings, None, &mut taken);
     }
 
     /// Ends validation and returns the report.
     pub fn finish(mut self) -> ValidationReport {
-        self.close_voucher();
-        self.report
+        if let Some(open) = self.balances.open.take() {
+            self.findings.close(open);
+        }
+        self.findings.report
     }
 }
 
@@ -407,6 +578,69 @@ mod tests {
 
         assert_eq!(owned.total_problems, 7, "{:#?}", owned.problems);
         assert_eq!(borrowed, owned);
+    }
+
+    /// Lines with every kind of problem, vouchers of one to three lines, one voucher
+    /// id appearing twice apart, and lines that need their voucher's earlier lines.
+    fn troubled_lines() -> Vec<VoucherLine> {
+        let mut lines = vec![
+            line("1", "1920", "100.00"),
+            line("1", "3000", "-100.00"),
+            line("2", "1920", "10"),
+            line("2", "9999", "-5"),
+            line("2", "3000", "-4"),
+            line("3", "8888", "7"),
+            line("2", "1920", "1"),
+            line("2", "3000", "-1"),
+            line("4", "1920", "2.50"),
+            line("4", "3000", "-2.50"),
+            line("5", "3000", "-3"),
+        ];
+        lines[8].currency = Some("KR".into());
+        lines[9].voucher_id = " ".into();
+        lines.push(line("5", "1920", "3"));
+        lines.push(line("6", "1920", "0.01"));
+        lines
+    }
+
+    fn master(v: &mut SnapshotValidator) {
+        v.observe(&RecordBatch::Accounts(vec![account("1920"), account("3000")]));
+    }
+
+    fn borrowed(lines: &[VoucherLine]) -> Vec<u8> {
+        encode_batch(&RecordBatch::VoucherLines(lines.to_vec()))
+    }
+
+    #[test]
+    fn lines_checked_in_stretches_give_exactly_the_report_of_one_pass() {
+        let lines = troubled_lines();
+        let encoded = borrowed(&lines);
+        let decoded = decode_borrowed_voucher_lines(&encoded).unwrap().unwrap();
+        for max_problems in [2, 5, 100] {
+            let mut whole = SnapshotValidator::new(max_problems);
+            master(&mut whole);
+            decoded.iter().for_each(|l| whole.observe_borrowed_line(l));
+            let expected = whole.finish();
+            assert!(expected.total_problems >= 7, "{expected:#?}");
+            // Every way to cut the lines into two and into three stretches (empty ones included).
+            for a in 0..=lines.len() {
+                for b in a..=lines.len() {
+                    let mut split = SnapshotValidator::new(max_problems);
+                    master(&mut split);
+                    let stretches = [&decoded[..a], &decoded[a..b], &decoded[b..]];
+                    let checked: Vec<CheckedLines> = stretches
+                        .iter()
+                        .map(|stretch| {
+                            let mut checker = split.line_checker();
+                            stretch.iter().for_each(|l| checker.observe_borrowed_line(l));
+                            checker.finish()
+                        })
+                        .collect();
+                    checked.into_iter().for_each(|c| split.absorb(c));
+                    assert_eq!(split.finish(), expected, "cut at {a} and {b}, at most {max_problems} kept");
+                }
+            }
+        }
     }
 
     #[test]
