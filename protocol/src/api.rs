@@ -172,14 +172,17 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// The best part format this agent and the hub both know.
-    pub fn best_part_format(&self) -> PartFormat {
-        let known: Vec<PartFormat> = self
-            .part_formats
+    /// The part formats the hub reads that this agent knows.
+    pub fn known_part_formats(&self) -> Vec<PartFormat> {
+        self.part_formats
             .iter()
             .filter_map(|name| PartFormat::ALL.into_iter().find(|f| f.as_str() == name))
-            .collect();
-        PartFormat::best_shared(&known)
+            .collect()
+    }
+
+    /// The best part format this agent and the hub both know.
+    pub fn best_part_format(&self) -> PartFormat {
+        PartFormat::best_shared(&self.known_part_formats())
     }
 }
 

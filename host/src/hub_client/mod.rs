@@ -105,7 +105,16 @@ impl HubError {
 pub struct HubClient {
     http: Client,
     settings: HubClientSettings,
-    part_format: OnceLock<PartFormat>,
+    part_formats: OnceLock<HubFormats>,
+}
+
+/// The part formats the hub reads, as far as this client could learn.
+#[derive(Debug)]
+enum HubFormats {
+    /// The hub said (or is older than `GET /v1/capabilities`: NDJSON only).
+    Known(Vec<PartFormat>),
+    /// The hub did not answer the question.
+    Unknown,
 }
 
 /// How long the question for the hub's capabilities may take (it is asked once,
@@ -136,7 +145,7 @@ impl HubClient {
             builder = builder.proxy(proxy);
         }
         let http = builder.build().map_err(|e| HubError::Setup(e.to_string()))?;
-        Ok(Self { http, settings, part_format: OnceLock::new() })
+        Ok(Self { http, settings, part_formats: OnceLock::new() })
     }
 
     fn url(&self, path: &str) -> String {
@@ -180,16 +189,34 @@ impl HubClient {
     /// asked once per client (`GET /v1/capabilities`). NDJSON, which every hub
     /// reads, when the hub does not answer or is older than that endpoint.
     pub fn part_format(&self) -> PartFormat {
-        *self.part_format.get_or_init(|| match self.capabilities() {
-            Ok(capabilities) => capabilities.best_part_format(),
+        match self.part_formats() {
+            HubFormats::Known(formats) => PartFormat::best_shared(formats),
+            HubFormats::Unknown => PartFormat::Ndjson,
+        }
+    }
+
+    /// Whether the hub reads parts in `format`; `None` when it could not be asked.
+    pub fn reads(&self, format: PartFormat) -> Option<bool> {
+        match self.part_formats() {
+            _ if format == PartFormat::Ndjson => Some(true),
+            HubFormats::Known(formats) => Some(formats.contains(&format)),
+            HubFormats::Unknown => None,
+        }
+    }
+
+    fn part_formats(&self) -> &HubFormats {
+        self.part_formats.get_or_init(|| match self.capabilities() {
+            Ok(Some(capabilities)) => HubFormats::Known(capabilities.known_part_formats()),
+            Ok(None) => HubFormats::Known(vec![PartFormat::Ndjson]),
             Err(detail) => {
                 tracing::debug!(%detail, "The hub did not say which part formats it reads; writing NDJSON.");
-                PartFormat::Ndjson
+                HubFormats::Unknown
             }
         })
     }
 
-    fn capabilities(&self) -> Result<Capabilities, String> {
+    /// The hub's capabilities; `None` from a hub older than the endpoint (404).
+    fn capabilities(&self) -> Result<Option<Capabilities>, String> {
         let response = self
             .http
             .get(self.url("/v1/capabilities"))
@@ -197,10 +224,13 @@ impl HubClient {
             .timeout(CAPABILITIES_TIMEOUT)
             .send()
             .map_err(describe_reqwest)?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        response.json().map_err(|e| format!("not a capabilities body: {e}"))
+        response.json().map(Some).map_err(|e| format!("not a capabilities body: {e}"))
     }
 
     /// Reports this agent's version once at start (`POST /v1/agents/hello`).

@@ -383,7 +383,9 @@ fn sync_year(
         .into_iter()
         .find(|e| e.key() == *key && e.manifest.change_token == token && e.manifest.plugin == *plugin)
     {
-        return Ok(Prepared::Spooled(Box::new(entry)));
+        if !removed_as_unreadable(ctx, &entry)? {
+            return Ok(Prepared::Spooled(Box::new(entry)));
+        }
     }
     if !spool_has_room(ctx, in_flight) {
         let reason = format!(
@@ -539,6 +541,27 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, Hub
     Ok(YearOutcome::Uploaded { snapshot_id: status.snapshot_id, counts: entry.meta.counts.clone() })
 }
 
+/// Removes a spooled snapshot in a part format the hub does not read (spooled
+/// for a hub that read it, since rolled back or reconfigured), so that its year
+/// is extracted again in a format the hub reads; true when it was removed. An
+/// entry stays while the hub cannot be asked.
+fn removed_as_unreadable(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<bool, SpoolError> {
+    let format = entry.manifest.part_format;
+    if ctx.hub.reads(format) != Some(false) {
+        return Ok(false);
+    }
+    let key = entry.key();
+    tracing::warn!(
+        source = %key.source,
+        company = %key.company,
+        fiscal_year = key.fiscal_year,
+        %format,
+        "A spooled snapshot's parts are in a format the hub no longer reads; removed, the year is extracted again."
+    );
+    entry.remove()?;
+    Ok(true)
+}
+
 /// Uploads every spooled snapshot of `tenant`, oldest first; stops at the first
 /// transient failure and returns it (the hub is down).
 pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncReport) -> Result<(), String> {
@@ -547,6 +570,11 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
         Err(e) => return Err(e.to_string()),
     };
     for entry in pending.into_iter().filter(|e| e.meta.tenant == tenant) {
+        match removed_as_unreadable(ctx, &entry) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => return Err(e.to_string()),
+        }
         let key = entry.key();
         match deliver(ctx, &entry) {
             Ok(outcome) => {

@@ -179,6 +179,74 @@ fn parts_are_postcard_for_a_hub_that_reads_it_and_ndjson_for_one_that_does_not()
     assert_eq!(served[0], served[1], "the hub serves the same records whatever the parts' format");
 }
 
+/// A front on loopback for `hub_url`: until `forward` is set it answers the
+/// capabilities question itself with `capabilities` and every other request with
+/// 503 (the hub is busy); then it relays every connection to the hub.
+fn start_front(
+    hub_url: &str,
+    capabilities: Value,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let target = hub_url.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let forward = std::sync::Arc::new(AtomicBool::new(false));
+    let relaying = forward.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            if relaying.load(Ordering::SeqCst) {
+                relay(client, &target);
+                continue;
+            }
+            let mut reader = BufReader::new(client.try_clone().unwrap());
+            let mut request_line = String::new();
+            let _ = reader.read_line(&mut request_line);
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let response = if request_line.starts_with("GET /v1/capabilities ") {
+                let body = capabilities.to_string();
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            } else {
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+            };
+            let _ = (&client).write_all(response.as_bytes());
+        }
+    });
+    (url, forward)
+}
+
+#[test]
+fn a_snapshot_spooled_in_postcard_for_a_hub_rolled_back_to_ndjson_is_extracted_again() {
+    let hub = Hub::start_args(&["--no-postcard-parts"]);
+    let key = hub.create_tenant("acme");
+    let (status, mut capabilities) = hub.get(&key, "/v1/capabilities");
+    assert_eq!(status, 200, "{capabilities}");
+    assert_eq!(capabilities["part_formats"], json!(["ndjson"]));
+    // Before the rollback the hub read postcard, and it was busy when the agent synced.
+    capabilities["part_formats"] = json!(["postcard", "ndjson"]);
+    let (front, forward) = start_front(&hub.url, capabilities);
+    let agent = Agent::new(&[plugin_library("hello_erp")], &front, &key, &[hello_source()]);
+    let busy = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert_eq!(exit_code(&busy), 6, "spooled: {}", text(&busy));
+    let spooled = agent.spooled().pop().expect("one spooled snapshot");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(spooled.join("manifest.json")).expect("manifest")).unwrap();
+    assert_eq!(manifest["part_format"], "postcard", "{manifest}");
+
+    forward.store(true, std::sync::atomic::Ordering::SeqCst);
+    let output = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert_eq!(exit_code(&output), 0, "{}", text(&output));
+    assert!(text(&output).contains("no longer reads"), "{}", text(&output));
+    assert!(agent.spooled().is_empty(), "the unreadable snapshot left the spool");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1, "extracted again, as NDJSON");
+    let tb = hub.trial_balance(&key, "hello", "1", 2025);
+    assert_eq!(decimal(&tb["accounts"]["3000"]["credit"]), "11000.00".parse::<Decimal>().unwrap());
+}
+
 #[test]
 fn a_flipped_byte_in_a_spooled_part_is_detected_and_never_accepted() {
     let mut hub = Hub::start();
@@ -426,11 +494,20 @@ fn the_agent_uploads_over_https_trusting_a_private_ca_and_refuses_an_unknown_one
     assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
 }
 
+/// Relays one client connection to `target` (host:port), both ways, on threads.
+fn relay(client: std::net::TcpStream, target: &str) {
+    let Ok(server) = std::net::TcpStream::connect(target) else { return };
+    let (mut client_read, mut server_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (mut server_read, mut client_write) = (server, client);
+    std::thread::spawn(move || std::io::copy(&mut client_read, &mut server_write));
+    std::thread::spawn(move || std::io::copy(&mut server_read, &mut client_write));
+}
+
 /// A relay on loopback standing in for a corporate proxy: it forwards every
 /// connection to the hub (which accepts the absolute-form requests a client
 /// sends to an HTTP proxy) and counts them.
 fn start_proxy(hub_url: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let target = hub_url.trim_start_matches("http://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -440,12 +517,7 @@ fn start_proxy(hub_url: &str) -> (String, std::sync::Arc<std::sync::atomic::Atom
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             counter.fetch_add(1, Ordering::SeqCst);
-            let Ok(server) = TcpStream::connect(&target) else { continue };
-            let (mut client_read, mut server_write) =
-                (client.try_clone().unwrap(), server.try_clone().unwrap());
-            let (mut server_read, mut client_write) = (server, client);
-            std::thread::spawn(move || std::io::copy(&mut client_read, &mut server_write));
-            std::thread::spawn(move || std::io::copy(&mut server_read, &mut client_write));
+            relay(client, &target);
         }
     });
     (url, connections)
