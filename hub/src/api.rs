@@ -248,7 +248,7 @@ pub async fn commit_snapshot(
             )
             .with_details(json!({ "missing_parts": missing })));
         }
-        let data = match verify_snapshot(meta, blobs, &tenant, &record) {
+        let data = match verify_snapshot(meta, blobs, &tenant, &record, &state.verifiers) {
             Ok(data) => data,
             Err(e) => {
                 tracing::warn!(snapshot = %id, code = e.code, reason = %e.message, "Snapshot refused at commit.");

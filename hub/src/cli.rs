@@ -1,7 +1,7 @@
 //! Command line: `serve` and `tenant create|list|revoke`.
 
 use crate::auth::{generate_key, hash_key};
-use crate::server::{open_storage, serve, Limits, ServeConfig};
+use crate::server::{default_verify_threads, open_storage, serve, Limits, ServeConfig};
 use crate::storage::{MetadataStore, StoreError};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// (agents ask `GET /v1/capabilities` and write NDJSON then).
     #[arg(long)]
     pub no_postcard_parts: bool,
+    /// Most threads all commits together verify voucher lines on (default: one
+    /// per core, at most 8); each holds one part in memory while it reads it.
+    #[arg(long, default_value_t = default_verify_threads() as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub verify_threads: u16,
     /// Log format (logs go to stderr; filter with RUST_LOG).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -147,6 +151,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     max_manifest_bytes: args.max_manifest_bytes,
                     max_parts: args.max_parts,
                     postcard_parts: !args.no_postcard_parts,
+                    verify_threads: usize::from(args.verify_threads),
                 },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

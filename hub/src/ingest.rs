@@ -10,6 +10,7 @@ use ledgerlink_plugin_api::canonical::{
 use ledgerlink_protocol::{sha256_hex, PartError, PartInfo, PartReader};
 use serde_json::json;
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Canonical schema versions this hub accepts.
 pub const SCHEMA_VERSIONS: &[u32] = &[SCHEMA_VERSION];
@@ -26,6 +27,7 @@ pub fn verify_snapshot(
     blobs: &dyn BlobStore,
     tenant: &Tenant,
     snapshot: &SnapshotRecord,
+    verifiers: &Verifiers,
 ) -> Result<CommitData, ApiError> {
     let manifest = &snapshot.manifest;
     if !SCHEMA_VERSIONS.contains(&manifest.schema_version) {
@@ -67,28 +69,48 @@ pub fn verify_snapshot(
         records += check_count(part, reader.records_read())?;
     }
 
-    // Voucher lines, the bulk of every snapshot: contiguous stretches of parts
-    // checked side by side and their findings added in order, which gives the
-    // report of one pass in a fraction of the time (an agent waits for the
-    // commit of its last year with nothing else to do).
-    let stretches = stretches(&line_parts, verify_threads());
-    let checked: Vec<Result<CheckedStretch, ApiError>> = std::thread::scope(|scope| {
-        let running: Vec<_> = stretches
+    // Voucher lines, the bulk of every snapshot: contiguous stretches of parts,
+    // each read and checked on its own thread (this one and those the hub can
+    // spare), their findings added in order — the report of one pass, sooner
+    // (an agent waits for the commit of its last year with nothing else to do).
+    let helpers = verifiers.borrow(line_parts.len().saturating_sub(1));
+    let stretches = stretches(&line_parts, 1 + helpers.count());
+    let first_failed = AtomicUsize::new(usize::MAX);
+    let check = |number: usize, stretch: &[&PartInfo]| {
+        let (checker, dates) = (validator.line_checker(), dates.empty());
+        let checked =
+            stored.check_lines(stretch, checker, dates, || first_failed.load(Ordering::Relaxed) < number);
+        if matches!(checked, Err(Some(_))) {
+            first_failed.fetch_min(number, Ordering::Relaxed);
+        }
+        checked
+    };
+    let checked: Vec<Result<CheckedStretch, Option<ApiError>>> = std::thread::scope(|scope| {
+        let check = &check;
+        let others: Vec<_> = stretches
             .iter()
-            .map(|stretch| {
-                let (checker, stored, dates) = (validator.line_checker(), &stored, dates.empty());
-                scope.spawn(move || stored.check_lines(stretch, checker, dates))
-            })
+            .enumerate()
+            .skip(1)
+            .map(|(number, stretch)| scope.spawn(move || check(number, stretch)))
             .collect();
-        running
+        let first = stretches.first().map(|stretch| check(0, stretch));
+        first
             .into_iter()
-            .map(|thread| {
-                thread.join().unwrap_or_else(|_| Err(ApiError::internal("a verification thread panicked")))
-            })
+            .chain(others.into_iter().map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(Some(ApiError::internal("a verification thread panicked"))))
+            }))
             .collect()
     });
+    drop(helpers);
     for stretch in checked {
-        let stretch = stretch?;
+        // The first failure in part order is the one a single pass would have met;
+        // a stretch stops early only after one before it failed.
+        let stretch = stretch.map_err(|failure| {
+            failure
+                .unwrap_or_else(|| ApiError::internal("a verification stopped without a failure before it"))
+        })?;
         validator.absorb(stretch.lines);
         dates.absorb(stretch.dates);
         trial_balance.merge(stretch.trial_balance);
@@ -114,27 +136,65 @@ pub fn verify_snapshot(
     Ok(CommitData { records, trial_balance })
 }
 
-/// Most threads one commit verifies voucher lines on.
-const MAX_VERIFY_THREADS: usize = 8;
-
-fn verify_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_VERIFY_THREADS)
+/// The threads all commits together may verify voucher lines on besides their
+/// own: each holds one part in memory, so this bounds the hub's verification memory.
+#[derive(Debug)]
+pub struct Verifiers {
+    spare: AtomicUsize,
 }
 
-/// Cuts the parts into at most `count` contiguous stretches of about equal records.
+impl Verifiers {
+    /// A budget of `threads` in all, the commit's own thread included.
+    pub fn new(threads: usize) -> Self {
+        Self { spare: AtomicUsize::new(threads.saturating_sub(1)) }
+    }
+
+    /// Takes up to `wanted` spare threads (none when other commits hold them all).
+    fn borrow(&self, wanted: usize) -> Borrowed<'_> {
+        let mut count = 0;
+        let _ = self.spare.fetch_update(Ordering::AcqRel, Ordering::Acquire, |spare| {
+            count = spare.min(wanted);
+            Some(spare - count)
+        });
+        Borrowed { verifiers: self, count }
+    }
+}
+
+/// Spare threads taken from [`Verifiers`], given back when dropped.
+struct Borrowed<'a> {
+    verifiers: &'a Verifiers,
+    count: usize,
+}
+
+impl Borrowed<'_> {
+    fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Drop for Borrowed<'_> {
+    fn drop(&mut self) {
+        self.verifiers.spare.fetch_add(self.count, Ordering::AcqRel);
+    }
+}
+
+/// Cuts the parts into at most `count` contiguous stretches of about equal
+/// records: the stretch a part goes to is the one its middle record falls in
+/// (by the records the manifest declares; each is checked when read).
 fn stretches<'p>(parts: &[&'p PartInfo], count: usize) -> Vec<Vec<&'p PartInfo>> {
-    let total: u64 = parts.iter().map(|p| p.records).sum();
-    let count = count.clamp(1, parts.len().max(1)) as u64;
+    let total: u128 = parts.iter().map(|p| u128::from(p.records)).sum();
+    let count = count.clamp(1, parts.len().max(1)) as u128;
     let mut stretches: Vec<Vec<&PartInfo>> = Vec::new();
-    let mut done = 0u64;
+    let (mut done, mut last) = (0u128, None);
     for part in parts {
-        // A part goes to the stretch its middle record falls in.
-        let k = ((done + part.records / 2) * count / total.max(1)).min(count - 1) as usize;
-        if stretches.len() <= k {
+        let middle = done + u128::from(part.records) / 2;
+        let stretch = (middle * count / total.max(1)).min(count - 1);
+        if last != Some(stretch) {
             stretches.push(Vec::new());
+            last = Some(stretch);
         }
         stretches.last_mut().expect("a stretch").push(part);
-        done += part.records;
+        done += u128::from(part.records);
     }
     stretches
 }
@@ -213,15 +273,20 @@ impl StoredParts<'_> {
             .map_err(|e| ApiError::bad_request("invalid_part", e.to_string()))
     }
 
-    /// Reads a stretch of voucher-line parts line by line, without allocating.
+    /// Reads a stretch of voucher-line parts line by line, without allocating;
+    /// fails with `None` when `stop` says so before a part.
     fn check_lines(
         &self,
         parts: &[&PartInfo],
         mut checker: LineChecker<'_>,
         mut dates: DateCheck,
-    ) -> Result<CheckedStretch, ApiError> {
+        stop: impl Fn() -> bool,
+    ) -> Result<CheckedStretch, Option<ApiError>> {
         let (mut trial_balance, mut records) = (TrialBalance::default(), 0);
         for part in parts {
+            if stop() {
+                return Err(None);
+            }
             let bytes = self.read(part)?;
             let mut reader = self.reader(part, &bytes)?;
             while let Some(line) = reader.next_record::<BorrowedVoucherLine<'_>>().map_err(invalid_record)? {
@@ -313,5 +378,26 @@ mod tests {
         assert!(stretches(&[], 4).is_empty());
         let empty = part(0, 0);
         assert_eq!(stretches(&[&empty, &empty], 2).len(), 1, "no records: one stretch");
+
+        let (big, small) = (part(0, 1000), part(1, 1));
+        let lopsided: Vec<usize> =
+            stretches(&[&big, &small, &small, &small], 4).iter().map(Vec::len).collect();
+        assert_eq!(lopsided, [1, 3], "parts whose middles fall in one stretch stay together");
+        let huge = part(0, u64::MAX);
+        assert_eq!(stretches(&[&huge, &huge, &huge], 3).len(), 3, "declared counts cannot overflow");
+    }
+
+    #[test]
+    fn spare_threads_are_shared_by_all_commits_and_given_back() {
+        let verifiers = Verifiers::new(4);
+        let first = verifiers.borrow(2);
+        assert_eq!(first.count(), 2);
+        let second = verifiers.borrow(5);
+        assert_eq!(second.count(), 1, "only what is left");
+        assert_eq!(verifiers.borrow(1).count(), 0, "none left: the commit verifies on its own thread");
+        drop(first);
+        assert_eq!(verifiers.borrow(9).count(), 2, "given back when done");
+        drop(second);
+        assert_eq!(Verifiers::new(1).borrow(3).count(), 0);
     }
 }

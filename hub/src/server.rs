@@ -3,6 +3,7 @@
 use crate::auth::{self, TenantName};
 use crate::control::ControlHub;
 use crate::error::ApiError;
+use crate::ingest::Verifiers;
 use crate::storage::{BlobStore, ControlStore, FsBlobStore, MetadataStore, SqliteStore};
 use crate::{admin, api, control};
 use anyhow::{bail, Context};
@@ -31,6 +32,8 @@ pub struct Limits {
     pub max_parts: usize,
     /// Whether postcard parts are accepted (without them, only NDJSON, as before decision 0021).
     pub postcard_parts: bool,
+    /// Most threads all commits together verify voucher lines on (decision 0022).
+    pub verify_threads: usize,
 }
 
 impl Default for Limits {
@@ -40,8 +43,14 @@ impl Default for Limits {
             max_manifest_bytes: 1024 * 1024,
             max_parts: 10_000,
             postcard_parts: true,
+            verify_threads: default_verify_threads(),
         }
     }
+}
+
+/// Threads to verify on when not configured: one per core, at most 8.
+pub fn default_verify_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
 }
 
 impl Limits {
@@ -64,6 +73,8 @@ pub struct AppState {
     pub control_store: Arc<dyn ControlStore>,
     /// Connected agents.
     pub control: Arc<ControlHub>,
+    /// The threads commits may verify voucher lines on besides their own.
+    pub verifiers: Arc<Verifiers>,
 }
 
 impl AppState {
@@ -73,12 +84,14 @@ impl AppState {
         let meta = Arc::new(meta);
         // No connection survives a restart: every agent is offline until it connects again.
         meta.all_agents_offline().context("cannot reset the agent registry")?;
+        let verifiers = Arc::new(Verifiers::new(limits.verify_threads));
         Ok(Self {
             meta: meta.clone(),
             blobs: Arc::new(blobs),
             limits,
             control_store: meta,
             control: Arc::new(ControlHub::default()),
+            verifiers,
         })
     }
 }

@@ -552,28 +552,36 @@ fn postcard_parts_are_verified_and_served_like_ndjson_ones() {
 }
 
 #[test]
-fn a_part_damaged_on_disk_before_commit_is_asked_for_again() {
+fn parts_damaged_on_disk_before_commit_are_asked_for_again_in_part_order() {
     let data = DataDir::new();
     let key = create_tenant(&data.path, "acme");
-    let hub = Hub::start(&data.path, &[]);
+    // Two threads even on one core: parts 3 and 4 (the voucher lines) are checked side by side.
+    let hub = Hub::start(&data.path, &["--verify-threads", "2"]);
     let client = hub.client(&key);
     let books = sample_books("0001", 60, 21);
     let snap = build_snapshot_as(PartFormat::Postcard, &books, "src");
     let id = client.upload(&snap);
-    // The last voucher-line part, which the commit checks alongside the first.
-    let blob = std::fs::read_dir(data.path.join("parts"))
-        .unwrap()
-        .map(|tenant| tenant.unwrap().path().join(&id).join("000004.zst"))
-        .find(|path| path.exists())
-        .expect("the stored part");
-    let mut bytes = std::fs::read(&blob).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
-    std::fs::write(&blob, bytes).unwrap();
+    for part in ["000003.zst", "000004.zst"] {
+        let blob = std::fs::read_dir(data.path.join("parts"))
+            .unwrap()
+            .map(|tenant| tenant.unwrap().path().join(&id).join(part))
+            .find(|path| path.exists())
+            .expect("the stored part");
+        let mut bytes = std::fs::read(&blob).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x40;
+        std::fs::write(&blob, bytes).unwrap();
+    }
 
-    client.commit(&id).assert_error(409, "parts_missing", "stored part 4 is damaged");
-    assert_eq!(client.open_snapshot(&snap.manifest).json()["missing_parts"], json!([4]));
+    // The first damaged part in part order is named, as one pass would find it.
+    client.commit(&id).assert_error(409, "parts_missing", "stored part 3 is damaged");
     assert_eq!(client.current("0001", 2025), None, "nothing became visible");
+    assert_eq!(client.put_part(&id, 3, &snap.parts[3].bytes).status, StatusCode::NO_CONTENT);
+    let second = client.commit(&id);
+    assert_eq!(second.status, StatusCode::CONFLICT, "{:?}", second.json());
+    assert_eq!(second.json()["error"]["details"]["missing_parts"], json!([4]));
+    assert_eq!(client.open_snapshot(&snap.manifest).json()["missing_parts"], json!([4]));
+    assert_eq!(client.current("0001", 2025), None, "still nothing visible");
     assert_eq!(client.put_part(&id, 4, &snap.parts[4].bytes).status, StatusCode::NO_CONTENT);
     assert_eq!(client.commit(&id).status, StatusCode::OK);
     assert_eq!(client.current("0001", 2025), Some(id));
