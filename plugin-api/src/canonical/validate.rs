@@ -1,9 +1,9 @@
 //! Validation of canonical records: required fields, ISO codes, references, balance.
 
 use super::{is_iso4217, BorrowedVoucherLine, Company, Entity, RecordBatch, VoucherLine};
+use foldhash::HashSet;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::fmt;
 
 /// One thing wrong with one record.
@@ -100,12 +100,28 @@ struct Findings {
 /// The master data seen so far, which voucher lines refer to.
 #[derive(Debug, Default)]
 struct MasterData {
-    seen: HashSet<Entity>,
+    seen: EntitySet,
     accounts: HashSet<String>,
     customers: HashSet<String>,
     suppliers: HashSet<String>,
     dimension_types: HashSet<String>,
     tax_codes: HashSet<String>,
+}
+
+/// A set of entities, checked for every reference of every line: one bit each.
+#[derive(Debug, Default, Clone, Copy)]
+struct EntitySet(u32);
+
+const _: () = assert!(Entity::ALL.len() <= 32, "an EntitySet has 32 bits");
+
+impl EntitySet {
+    fn insert(&mut self, entity: Entity) {
+        self.0 |= 1 << entity as u32;
+    }
+
+    fn contains(&self, entity: &Entity) -> bool {
+        self.0 & (1 << *entity as u32) != 0
+    }
 }
 
 /// The sums of the voucher being read. A [`LineChecker`] also sets its stretch's
@@ -116,7 +132,8 @@ struct Balances {
     open: Option<OpenVoucher>,
     /// Set aside rather than judged when the second voucher starts (line checkers only).
     defer_first: bool,
-    /// Problems kept when the first line's fields had been checked.
+    /// Problems kept when the first line's fields had been checked (read by
+    /// [`SnapshotValidator::absorb`]; also `None` when a checker saw no line).
     at_first_line: Option<usize>,
     /// The first voucher, set aside, and the problems kept when it ended.
     first: Option<(OpenVoucher, usize)>,
@@ -464,6 +481,9 @@ impl SnapshotValidator {
         let Some(at_first_line) = balances.at_first_line else { return };
         self.master.seen.insert(Entity::VoucherLines);
         self.findings.report.total_problems += findings.report.total_problems;
+        // The offsets below index the checker's kept problems, which stop at the
+        // same cap as ours: any it dropped come after `max_problems` of its own,
+        // so this validator would have dropped them too.
         let mut problems = findings.report.problems.into_iter();
         let mut keep = |own: &mut Findings, until: Option<usize>, taken: &mut usize| {
             for problem in problems.by_ref().take(until.map_or(usize::MAX, |u| u - *taken)) {
