@@ -195,10 +195,13 @@ impl HubClient {
         }
     }
 
-    /// Whether the hub reads parts in `format`; `None` when it could not be asked.
+    /// Whether the hub reads parts in `format`: every hub reads NDJSON (asked
+    /// nothing then); `None` when the hub did not answer the question.
     pub fn reads(&self, format: PartFormat) -> Option<bool> {
+        if format == PartFormat::Ndjson {
+            return Some(true);
+        }
         match self.part_formats() {
-            _ if format == PartFormat::Ndjson => Some(true),
             HubFormats::Known(formats) => Some(formats.contains(&format)),
             HubFormats::Unknown => None,
         }

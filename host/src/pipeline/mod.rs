@@ -18,7 +18,8 @@ use ledgerlink_plugin_api::canonical::{
     Company, Entity, SnapshotValidator, ValidationReport, SCHEMA_VERSION,
 };
 use ledgerlink_protocol::{
-    sha256_hex, Manifest, PartFormat, PartInfo, PartWriter, PluginRef, PROTOCOL_VERSION,
+    sha256_hex, Manifest, PartError, PartFormat, PartInfo, PartReader, PartWriter, PluginRef,
+    PROTOCOL_VERSION,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -383,9 +384,7 @@ fn sync_year(
         .into_iter()
         .find(|e| e.key() == *key && e.manifest.change_token == token && e.manifest.plugin == *plugin)
     {
-        if !removed_as_unreadable(ctx, &entry)? {
-            return Ok(Prepared::Spooled(Box::new(entry)));
-        }
+        return Ok(Prepared::Spooled(Box::new(entry)));
     }
     if !spool_has_room(ctx, in_flight) {
         let reason = format!(
@@ -520,6 +519,16 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, Hub
         entry.remove()?;
         return Err(e.into());
     }
+    let rewritten = match readable_by_hub(ctx, entry) {
+        Ok(rewritten) => rewritten,
+        Err(e @ SpoolError::Corrupt { .. }) => {
+            tracing::error!(error = %e, "Removing a damaged spool entry; the data will be extracted again.");
+            entry.remove()?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let entry = rewritten.as_ref().unwrap_or(entry);
     let status = ctx.hub.upload(entry)?;
     let key = entry.key();
     let ack = Acknowledged {
@@ -541,25 +550,43 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, Hub
     Ok(YearOutcome::Uploaded { snapshot_id: status.snapshot_id, counts: entry.meta.counts.clone() })
 }
 
-/// Removes a spooled snapshot in a part format the hub does not read (spooled
-/// for a hub that read it, since rolled back or reconfigured), so that its year
-/// is extracted again in a format the hub reads; true when it was removed. An
-/// entry stays while the hub cannot be asked.
-fn removed_as_unreadable(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<bool, SpoolError> {
-    let format = entry.manifest.part_format;
-    if ctx.hub.reads(format) != Some(false) {
-        return Ok(false);
+/// A spooled snapshot in a part format the hub does not read (spooled for a hub
+/// that read it, since rolled back or reconfigured) rewritten with NDJSON parts,
+/// which every hub reads: a new entry (new snapshot id) replaces the old one.
+/// Nothing is extracted again, so years outside this run's selection are not
+/// lost. An entry stays as it is while the hub cannot be asked.
+fn readable_by_hub(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<SpoolEntry>, SpoolError> {
+    let from = entry.manifest.part_format;
+    if ctx.hub.reads(from) != Some(false) {
+        return Ok(None);
     }
+    let damaged = |e: PartError| SpoolError::Corrupt { entry: entry.dir.clone(), detail: e.to_string() };
+    let mut writer = ctx.spool.begin()?;
+    let mut parts = Vec::with_capacity(entry.manifest.parts.len());
+    for info in &entry.manifest.parts {
+        let bytes = entry.read_part(info.index)?;
+        let reader = PartReader::new(from, info.entity, info.index, &bytes[..]).map_err(damaged)?;
+        let mut part = PartWriter::new(PartFormat::Ndjson, info.entity).map_err(damaged)?;
+        for batch in reader {
+            part.write_batch(&batch.map_err(damaged)?).map_err(damaged)?;
+        }
+        let part = part.finish().map_err(damaged)?;
+        writer.add_part(info.index, &part)?;
+        parts.push(part.info(info.index));
+    }
+    let manifest = Manifest { parts, part_format: PartFormat::Ndjson, ..entry.manifest.clone() };
+    let content_hash = content_hash(&manifest.plugin, &manifest.company, &manifest.parts);
+    let rewritten = writer.commit(&manifest, &EntryMeta { content_hash, ..entry.meta.clone() })?;
+    entry.remove()?;
     let key = entry.key();
     tracing::warn!(
         source = %key.source,
         company = %key.company,
         fiscal_year = key.fiscal_year,
-        %format,
-        "A spooled snapshot's parts are in a format the hub no longer reads; removed, the year is extracted again."
+        %from,
+        "The hub no longer reads the part format of a spooled snapshot; its parts were rewritten as NDJSON."
     );
-    entry.remove()?;
-    Ok(true)
+    Ok(Some(rewritten))
 }
 
 /// Uploads every spooled snapshot of `tenant`, oldest first; stops at the first
@@ -570,11 +597,6 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
         Err(e) => return Err(e.to_string()),
     };
     for entry in pending.into_iter().filter(|e| e.meta.tenant == tenant) {
-        match removed_as_unreadable(ctx, &entry) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(e) => return Err(e.to_string()),
-        }
         let key = entry.key();
         match deliver(ctx, &entry) {
             Ok(outcome) => {

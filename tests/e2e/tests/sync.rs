@@ -179,24 +179,27 @@ fn parts_are_postcard_for_a_hub_that_reads_it_and_ndjson_for_one_that_does_not()
     assert_eq!(served[0], served[1], "the hub serves the same records whatever the parts' format");
 }
 
-/// A front on loopback for `hub_url`: until `forward` is set it answers the
-/// capabilities question itself with `capabilities` and every other request with
-/// 503 (the hub is busy); then it relays every connection to the hub.
-fn start_front(
-    hub_url: &str,
-    capabilities: Value,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+/// What [`start_front`] does with a connection.
+const FRONT_BUSY_BUT_CAPABILITIES: u8 = 0;
+const FRONT_ALL_BUSY: u8 = 1;
+const FRONT_RELAY: u8 = 2;
+
+/// A front on loopback for `hub_url`, switched by the returned mode: it answers
+/// the capabilities question itself with `capabilities` and every other request
+/// with 503 (the hub is busy), or everything with 503, or relays to the hub.
+fn start_front(hub_url: &str, capabilities: Value) -> (String, std::sync::Arc<std::sync::atomic::AtomicU8>) {
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicU8, Ordering};
     let target = hub_url.trim_start_matches("http://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let forward = std::sync::Arc::new(AtomicBool::new(false));
-    let relaying = forward.clone();
+    let mode = std::sync::Arc::new(AtomicU8::new(FRONT_BUSY_BUT_CAPABILITIES));
+    let switch = mode.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            if relaying.load(Ordering::SeqCst) {
+            let mode = switch.load(Ordering::SeqCst);
+            if mode == FRONT_RELAY {
                 relay(client, &target);
                 continue;
             }
@@ -207,7 +210,9 @@ fn start_front(
             while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
                 header.clear();
             }
-            let response = if request_line.starts_with("GET /v1/capabilities ") {
+            let response = if mode == FRONT_BUSY_BUT_CAPABILITIES
+                && request_line.starts_with("GET /v1/capabilities ")
+            {
                 let body = capabilities.to_string();
                 format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
             } else {
@@ -216,11 +221,18 @@ fn start_front(
             let _ = (&client).write_all(response.as_bytes());
         }
     });
-    (url, forward)
+    (url, mode)
+}
+
+fn spooled_part_format(spooled: &std::path::Path) -> Value {
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(spooled.join("manifest.json")).expect("manifest")).unwrap();
+    manifest.get("part_format").cloned().unwrap_or(Value::Null)
 }
 
 #[test]
-fn a_snapshot_spooled_in_postcard_for_a_hub_rolled_back_to_ndjson_is_extracted_again() {
+fn a_snapshot_spooled_in_postcard_for_a_hub_rolled_back_to_ndjson_is_delivered_as_ndjson() {
+    use std::sync::atomic::Ordering;
     let hub = Hub::start_args(&["--no-postcard-parts"]);
     let key = hub.create_tenant("acme");
     let (status, mut capabilities) = hub.get(&key, "/v1/capabilities");
@@ -228,21 +240,34 @@ fn a_snapshot_spooled_in_postcard_for_a_hub_rolled_back_to_ndjson_is_extracted_a
     assert_eq!(capabilities["part_formats"], json!(["ndjson"]));
     // Before the rollback the hub read postcard, and it was busy when the agent synced.
     capabilities["part_formats"] = json!(["postcard", "ndjson"]);
-    let (front, forward) = start_front(&hub.url, capabilities);
+    let (front, mode) = start_front(&hub.url, capabilities);
     let agent = Agent::new(&[plugin_library("hello_erp")], &front, &key, &[hello_source()]);
     let busy = agent.sync("hello", &["--company", "1", "--year", "2025"]);
     assert_eq!(exit_code(&busy), 6, "spooled: {}", text(&busy));
     let spooled = agent.spooled().pop().expect("one spooled snapshot");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(spooled.join("manifest.json")).expect("manifest")).unwrap();
-    assert_eq!(manifest["part_format"], "postcard", "{manifest}");
+    assert_eq!(spooled_part_format(&spooled), "postcard");
 
-    forward.store(true, std::sync::atomic::Ordering::SeqCst);
-    let output = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    // While the hub cannot say what it reads, the entry stays as it is.
+    mode.store(FRONT_ALL_BUSY, Ordering::SeqCst);
+    let still_busy = agent.sync("hello", &["--company", "1", "--year", "2024"]);
+    assert_eq!(exit_code(&still_busy), 6, "{}", text(&still_busy));
+    let kept: Vec<_> = agent.spooled().into_iter().filter(|e| spooled_part_format(e) == "postcard").collect();
+    assert_eq!(kept, [spooled], "the postcard entry is untouched");
+
+    // The rolled-back hub answers: the 2025 snapshot is rewritten and delivered
+    // by a run that selects only 2024 — converted, not extracted again.
+    mode.store(FRONT_RELAY, Ordering::SeqCst);
+    let output = agent.sync("hello", &["--company", "1", "--year", "2024"]);
     assert_eq!(exit_code(&output), 0, "{}", text(&output));
-    assert!(text(&output).contains("no longer reads"), "{}", text(&output));
-    assert!(agent.spooled().is_empty(), "the unreadable snapshot left the spool");
-    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1, "extracted again, as NDJSON");
+    assert!(text(&output).contains("rewritten as NDJSON"), "{}", text(&output));
+    assert!(agent.spooled().is_empty(), "everything delivered");
+    for year in [2024, 2025] {
+        assert_eq!(hub.snapshot_count(&key, "hello", "1", year), 1, "{year}");
+    }
+    let (_, current) = hub.get(&key, "/v1/companies/1/current?year=2025");
+    let id = current["snapshot_id"].as_str().expect("snapshot id").to_owned();
+    let (_, detail) = hub.get(&key, &format!("/v1/snapshots/{id}"));
+    assert_eq!(detail["manifest"].get("part_format"), None, "NDJSON, the default, is left out");
     let tb = hub.trial_balance(&key, "hello", "1", 2025);
     assert_eq!(decimal(&tb["accounts"]["3000"]["credit"]), "11000.00".parse::<Decimal>().unwrap());
 }
