@@ -74,8 +74,9 @@ pub struct ServeArgs {
     /// (agents ask `GET /v1/capabilities` and write NDJSON then).
     #[arg(long)]
     pub no_postcard_parts: bool,
-    /// Most threads all commits together verify voucher lines on (default: one
-    /// per core, at most 8); each holds one part in memory while it reads it.
+    /// Threads a commit may verify voucher lines on (default: one per core, at
+    /// most 8): its own plus spares, of which all commits together share N − 1;
+    /// each holds one part in memory while it reads it.
     #[arg(long, default_value_t = default_verify_threads() as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub verify_threads: u16,
     /// Log format (logs go to stderr; filter with RUST_LOG).

@@ -73,8 +73,9 @@ pub fn verify_snapshot(
     // each read and checked on its own thread (this one and those the hub can
     // spare), their findings added in order — the report of one pass, sooner
     // (an agent waits for the commit of its last year with nothing else to do).
-    let helpers = verifiers.borrow(line_parts.len().saturating_sub(1));
+    let mut helpers = verifiers.borrow(line_parts.len().saturating_sub(1));
     let stretches = stretches(&line_parts, 1 + helpers.count());
+    helpers.keep(stretches.len().saturating_sub(1));
     let first_failed = AtomicUsize::new(usize::MAX);
     let check = |number: usize, stretch: &[&PartInfo]| {
         let (checker, dates) = (validator.line_checker(), dates.empty());
@@ -136,15 +137,15 @@ pub fn verify_snapshot(
     Ok(CommitData { records, trial_balance })
 }
 
-/// The threads all commits together may verify voucher lines on besides their
-/// own: each holds one part in memory, so this bounds the hub's verification memory.
+/// The spare threads commits may verify voucher lines on besides their own, one
+/// pool for all commits: each holds one part in memory while it reads it.
 #[derive(Debug)]
 pub struct Verifiers {
     spare: AtomicUsize,
 }
 
 impl Verifiers {
-    /// A budget of `threads` in all, the commit's own thread included.
+    /// `threads − 1` spares: a lone commit verifies on up to `threads` threads.
     pub fn new(threads: usize) -> Self {
         Self { spare: AtomicUsize::new(threads.saturating_sub(1)) }
     }
@@ -169,6 +170,13 @@ struct Borrowed<'a> {
 impl Borrowed<'_> {
     fn count(&self) -> usize {
         self.count
+    }
+
+    /// Gives back all but `needed` of the threads at once.
+    fn keep(&mut self, needed: usize) {
+        let extra = self.count.saturating_sub(needed);
+        self.verifiers.spare.fetch_add(extra, Ordering::AcqRel);
+        self.count -= extra;
     }
 }
 
@@ -396,8 +404,13 @@ mod tests {
         assert_eq!(second.count(), 1, "only what is left");
         assert_eq!(verifiers.borrow(1).count(), 0, "none left: the commit verifies on its own thread");
         drop(first);
-        assert_eq!(verifiers.borrow(9).count(), 2, "given back when done");
-        drop(second);
+        let mut third = verifiers.borrow(9);
+        assert_eq!(third.count(), 2, "given back when done");
+        third.keep(1);
+        assert_eq!(third.count(), 1);
+        assert_eq!(verifiers.borrow(9).count(), 1, "what a commit does not need is given back at once");
+        drop((second, third));
+        assert_eq!(verifiers.borrow(9).count(), 3, "all back");
         assert_eq!(Verifiers::new(1).borrow(3).count(), 0);
     }
 }

@@ -32,7 +32,8 @@ pub struct Limits {
     pub max_parts: usize,
     /// Whether postcard parts are accepted (without them, only NDJSON, as before decision 0021).
     pub postcard_parts: bool,
-    /// Most threads all commits together verify voucher lines on (decision 0022).
+    /// Threads a commit may verify voucher lines on: its own plus spares, of
+    /// which all commits together share this − 1 (decision 0022).
     pub verify_threads: usize,
 }
 
