@@ -55,6 +55,16 @@ pub fn odbc_error(error: &odbc_api::Error, doing: &str, place: &str, password: O
         )
     } else if lower.contains("does not exist") && lower.contains("database") {
         (ErrorKind::NOT_FOUND, "Check the database name, and that the login may connect to it.")
+    } else if state == "53300"
+        || lower.contains("too many connections")
+        || lower.contains("remaining connection slots are reserved")
+    {
+        (
+            ErrorKind::CONNECTION,
+            "The database server takes no more connections from this login or to this database. Lower \
+             `connection.lanes` (each lane reads over a connection of its own; 1 reads over one), or ask the \
+             database administrator to raise the limit.",
+        )
     } else if state.starts_with("08")
         || lower.contains("could not connect")
         || lower.contains("connection refused")

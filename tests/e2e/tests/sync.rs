@@ -449,6 +449,48 @@ fn a_full_temporary_folder_fails_a_read_in_lanes_cleanly_and_a_later_run_deliver
 }
 
 #[test]
+fn a_database_that_takes_no_more_connections_fails_a_read_in_lanes_with_the_way_out() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let fixture = Fixture::create(FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres)).expect("fixture");
+    let company = fixture.companies()[0].clone();
+    let limit = |n: i32| {
+        let sql = format!("ALTER DATABASE \"{}\" CONNECTION LIMIT {n}", company.database);
+        fixture.query(&company.id, &sql).expect("set the connection limit");
+    };
+    let source_with = |lanes: u64| {
+        let mut source =
+            SourceConfig { years: vec![2025], ..odbc_source("vb", Erp::VismaBusiness, &fixture) };
+        source.settings["connection"]["lanes"] = lanes.into();
+        source.settings["connection"]["lane_min_rows"] = 1.into();
+        source
+    };
+    // The company database admits CONNECTIONS: the plugin's connection for the
+    // change tokens and one lane, not a second lane.
+    const CONNECTIONS: i32 = 2;
+    let laned = Agent::new(&[erp_plugin(Erp::VismaBusiness)], &hub.url, &key, &[source_with(2)]);
+    limit(CONNECTIONS);
+    let refused = laned.sync("vb", &[]);
+    limit(-1);
+    let message = text(&refused);
+    assert_eq!(exit_code(&refused), 4, "{message}");
+    assert!(
+        message.contains("too many connections") && message.contains("Lower `connection.lanes`"),
+        "{message}"
+    );
+    assert_eq!(hub.snapshot_count(&key, "vb", &company.id, 2025), 0, "nothing partial reached the hub");
+    assert!(laned.spooled().is_empty(), "nor the spool");
+
+    // The way out the message names: one lane reads within the same limit.
+    let single = Agent::new(&[erp_plugin(Erp::VismaBusiness)], &hub.url, &key, &[source_with(1)]);
+    limit(CONNECTIONS);
+    let output = single.sync("vb", &[]);
+    limit(-1);
+    assert_eq!(exit_code(&output), 0, "{}", text(&output));
+    assert_eq!(hub.snapshot_count(&key, "vb", &company.id, 2025), 1);
+}
+
+#[test]
 fn a_commit_that_takes_longer_than_the_request_timeout_still_completes() {
     // The hub verifies every record before it answers a commit; with a one-second
     // request timeout, 300 000 lines take longer than that on a (debug-built) hub.
