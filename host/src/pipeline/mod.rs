@@ -318,7 +318,8 @@ fn deliver_unless_down(
         return YearOutcome::Spooled { reason: "the sync was cancelled; the next run uploads it".into() };
     }
     match deliver(ctx, entry) {
-        Ok(outcome) => outcome,
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => YearOutcome::Spooled { reason: "another run of this tenant is uploading it".into() },
         Err(HubError::Spool(e)) => YearOutcome::Failed { error: e.to_string() },
         Err(e) if e.is_transient() => {
             *hub_down = Some(e.to_string());
@@ -513,7 +514,12 @@ fn content_hash(plugin: &PluginRef, company: &Company, parts: &[PartInfo]) -> St
 }
 
 /// Uploads one spooled snapshot; on acknowledgement records it and removes it.
-fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, HubError> {
+/// `None` when another run is delivering it, or already has.
+fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<YearOutcome>, HubError> {
+    let Some(_claim) = entry.claim()? else {
+        tracing::debug!(entry = %entry.dir.display(), "Another run is delivering this spooled snapshot.");
+        return Ok(None);
+    };
     if let Err(e) = entry.verify() {
         tracing::error!(error = %e, "Removing a damaged spool entry; the data will be extracted again.");
         entry.remove()?;
@@ -527,6 +533,13 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, Hub
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
+    };
+    let _rewritten_claim = match &rewritten {
+        Some(rewritten) => match rewritten.claim()? {
+            Some(claim) => Some(claim),
+            None => return Ok(None),
+        },
+        None => None,
     };
     let entry = rewritten.as_ref().unwrap_or(entry);
     let status = ctx.hub.upload(entry)?;
@@ -547,7 +560,7 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<YearOutcome, Hub
         tracing::error!(error = %e, "Could not record the hub's acknowledgement.");
     }
     entry.remove()?;
-    Ok(YearOutcome::Uploaded { snapshot_id: status.snapshot_id, counts: entry.meta.counts.clone() })
+    Ok(Some(YearOutcome::Uploaded { snapshot_id: status.snapshot_id, counts: entry.meta.counts.clone() }))
 }
 
 /// A spooled snapshot in a part format the hub does not read (spooled for a hub
@@ -599,10 +612,11 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
     for entry in pending.into_iter().filter(|e| e.meta.tenant == tenant) {
         let key = entry.key();
         match deliver(ctx, &entry) {
-            Ok(outcome) => {
+            Ok(Some(outcome)) => {
                 log_outcome(&key, &outcome);
                 report.years.push((key, outcome));
             }
+            Ok(None) => {}
             Err(e) if e.is_transient() => return Err(e.to_string()),
             Err(e) => report.years.push((key, YearOutcome::Failed { error: e.to_string() })),
         }

@@ -7,7 +7,10 @@
 //! - `ready/<sequence>-<snapshot id>/` — complete snapshots: `part-NNNNN.zst`,
 //!   `manifest.json` (the upload manifest) and `entry.json` (what the host needs
 //!   to remember); a directory only appears here by an atomic rename after every
-//!   file in it was fsync'd.
+//!   file in it was fsync'd;
+//! - `claims/<entry name>.lock` — locked (advisory, `File::try_lock`) by the run
+//!   that delivers that entry, so two runs (jobs of one tenant's sources, or the
+//!   service and a `ledgerlink sync`) never upload or remove the same entry at once.
 //!
 //! Before upload every part is checked against the manifest's size and SHA-256;
 //! a damaged entry is removed and its data re-extracted by the next sync.
@@ -120,12 +123,71 @@ impl SpoolEntry {
         self.manifest.parts.iter().try_for_each(|p| self.read_part(p.index).map(|_| ()))
     }
 
+    /// Claims the entry for delivery: `None` while another run holds it, or once
+    /// it is gone (delivered by another run since it was listed).
+    pub fn claim(&self) -> Result<Option<EntryClaim>, SpoolError> {
+        let Some((spool, name)) = self.dir.parent().and_then(Path::parent).zip(self.dir.file_name()) else {
+            return Ok(None);
+        };
+        let path = spool.join(CLAIMS).join(name).with_extension("lock");
+        let file =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+        }
+        // A lock file its last holder removed after this run opened it is no claim
+        // (whoever opens the path now gets another file).
+        if !is_at(&file, &path) {
+            return Ok(None);
+        }
+        let claim = EntryClaim { path, _file: file };
+        // The run that held it may have delivered and removed it meanwhile.
+        Ok(self.dir.join("manifest.json").exists().then_some(claim))
+    }
+
     /// Removes the entry (after the hub acknowledged it, or when it is damaged).
     pub fn remove(&self) -> Result<(), SpoolError> {
         match fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&self.dir)(e)),
             _ => Ok(()),
         }
+    }
+}
+
+/// True when `path` still names the open `file`.
+#[cfg(unix)]
+fn is_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
+        _ => false,
+    }
+}
+
+/// True when `path` still names the open `file` (not checked where the
+/// standard library cannot tell; a claim then has a tiny window of doubt).
+#[cfg(not(unix))]
+fn is_at(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// The sub-directory of the claims' lock files.
+const CLAIMS: &str = "claims";
+
+/// A run's claim on a spooled entry (see [`SpoolEntry::claim`]); released when dropped.
+#[derive(Debug)]
+pub struct EntryClaim {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for EntryClaim {
+    fn drop(&mut self) {
+        // Still locked here, so no other run is between its open and its lock
+        // of this file; one that opens it after this sees the entry gone.
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -167,7 +229,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
 impl Spool {
     /// Opens the spool, creating it, and removes snapshots torn by a crash.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
-        for sub in ["tmp", "ready"] {
+        for sub in ["tmp", "ready", CLAIMS] {
             fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
         }
         let tmp = dir.join("tmp");

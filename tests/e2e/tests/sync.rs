@@ -157,6 +157,51 @@ fn hub_down_spools_and_the_next_run_delivers_exactly_once() {
     assert_eq!(exit_code(&agent.sync("hello", &[])), 7);
 }
 
+/// A hub (stopped), its tenant key, and an agent whose sync of company 1's 2025
+/// waits in the spool, with that entry's directory.
+fn one_spooled_snapshot() -> (Hub, String, Agent, std::path::PathBuf) {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    hub.stop();
+    assert_eq!(exit_code(&agent.sync("hello", &["--company", "1", "--year", "2025"])), 6);
+    let entry = agent.spooled().pop().expect("one spooled snapshot");
+    (hub, key, agent, entry)
+}
+
+#[test]
+fn a_spooled_snapshot_another_run_is_delivering_is_left_to_it() {
+    let (mut hub, key, agent, entry) = one_spooled_snapshot();
+    // Another run (this test, as another process would) holds the entry's claim.
+    let name = entry.file_name().and_then(|n| n.to_str()).expect("entry name");
+    let spool = entry.parent().and_then(std::path::Path::parent).expect("spool directory");
+    let claim = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(spool.join("claims").join(format!("{name}.lock")))
+        .expect("claim file");
+    claim.try_lock().expect("nobody else holds the claim");
+    hub.restart();
+
+    // A run of another year delivers its own and leaves the claimed one alone.
+    let other = agent.sync("hello", &["--company", "1", "--year", "2024"]);
+    assert_eq!(exit_code(&other), 0, "{}", text(&other));
+    assert_eq!(agent.spooled(), std::slice::from_ref(&entry), "left for the run that claimed it");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 0, "not uploaded twice at once");
+    // A run of the same year says why it waits.
+    let same = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert_eq!(exit_code(&same), 6, "{}", text(&same));
+    assert!(text(&same).contains("another run of this tenant is uploading it"), "{}", text(&same));
+    assert_eq!(agent.spooled(), [entry]);
+
+    drop(claim);
+    let after = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert_eq!(exit_code(&after), 0, "{}", text(&after));
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
+    assert!(agent.spooled().is_empty());
+}
+
 #[test]
 fn parts_are_postcard_for_a_hub_that_reads_it_and_ndjson_for_one_that_does_not() {
     let mut served = Vec::new();
@@ -274,12 +319,7 @@ fn a_snapshot_spooled_in_postcard_for_a_hub_rolled_back_to_ndjson_is_delivered_a
 
 #[test]
 fn a_flipped_byte_in_a_spooled_part_is_detected_and_never_accepted() {
-    let mut hub = Hub::start();
-    let key = hub.create_tenant("acme");
-    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
-    hub.stop();
-    assert_eq!(exit_code(&agent.sync("hello", &["--company", "1", "--year", "2025"])), 6);
-    let entry = agent.spooled().pop().expect("one spooled snapshot");
+    let (mut hub, key, agent, entry) = one_spooled_snapshot();
     let part = entry.join("part-00007.zst");
     let mut bytes = std::fs::read(&part).expect("voucher lines part");
     let middle = bytes.len() / 2;
