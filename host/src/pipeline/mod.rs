@@ -304,6 +304,28 @@ fn spool_has_room(ctx: &SyncContext<'_>, in_flight: &InFlight) -> bool {
     ctx.spool.has_room_for(0)
 }
 
+/// Why a snapshot waits: the hub makes the snapshot committed last current, so
+/// an older one of the same year, which another run is uploading, goes first.
+const OLDER_FIRST: &str =
+    "an older snapshot of this year is being uploaded by another run; this one goes after it";
+
+/// True when an older snapshot of `entry`'s year waits in the spool, claimed by
+/// another run.
+fn older_one_in_flight(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<bool, SpoolError> {
+    for other in ctx.spool.pending()? {
+        if other.key() == entry.key()
+            && other.dir.file_name() < entry.dir.file_name()
+            && other.claim()?.is_none()
+        {
+            // Claimed elsewhere, or delivered since it was listed.
+            if other.dir.exists() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Delivers a freshly spooled year, or leaves it in the spool when the hub is
 /// known to be down (or the sync was cancelled).
 fn deliver_unless_down(
@@ -313,6 +335,11 @@ fn deliver_unless_down(
 ) -> YearOutcome {
     if let Some(reason) = hub_down.as_ref() {
         return YearOutcome::Spooled { reason: reason.clone() };
+    }
+    match older_one_in_flight(ctx, entry) {
+        Ok(false) => {}
+        Ok(true) => return YearOutcome::Spooled { reason: OLDER_FIRST.into() },
+        Err(e) => return YearOutcome::Failed { error: e.to_string() },
     }
     if ctx.cancel.is_cancelled() {
         return YearOutcome::Spooled { reason: "the sync was cancelled; the next run uploads it".into() };
@@ -573,7 +600,10 @@ fn readable_by_hub(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<S
     if ctx.hub.reads(from) != Some(false) {
         return Ok(None);
     }
-    let damaged = |e: PartError| SpoolError::Corrupt { entry: entry.dir.clone(), detail: e.to_string() };
+    let damaged = |e: PartError| SpoolError::Corrupt {
+        entry: entry.dir.clone(),
+        detail: format!("its {from} parts cannot be rewritten as NDJSON ({e})"),
+    };
     let mut writer = ctx.spool.begin()?;
     let mut parts = Vec::with_capacity(entry.manifest.parts.len());
     for info in &entry.manifest.parts {
@@ -589,7 +619,8 @@ fn readable_by_hub(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<S
     }
     let manifest = Manifest { parts, part_format: PartFormat::Ndjson, ..entry.manifest.clone() };
     let content_hash = content_hash(&manifest.plugin, &manifest.company, &manifest.parts);
-    let rewritten = writer.commit(&manifest, &EntryMeta { content_hash, ..entry.meta.clone() })?;
+    let rewritten =
+        writer.commit_replacing(entry, &manifest, &EntryMeta { content_hash, ..entry.meta.clone() })?;
     entry.remove()?;
     let key = entry.key();
     tracing::warn!(
@@ -609,13 +640,22 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
         Ok(pending) => pending,
         Err(e) => return Err(e.to_string()),
     };
+    // Years of which an older snapshot is with another run: newer ones wait.
+    let mut waiting: Vec<SnapshotKey> = Vec::new();
     for entry in pending.into_iter().filter(|e| e.meta.tenant == tenant) {
         let key = entry.key();
+        if waiting.contains(&key) {
+            let outcome = YearOutcome::Spooled { reason: OLDER_FIRST.into() };
+            log_outcome(&key, &outcome);
+            report.years.push((key, outcome));
+            continue;
+        }
         match deliver(ctx, &entry) {
             Ok(Some(outcome)) => {
                 log_outcome(&key, &outcome);
                 report.years.push((key, outcome));
             }
+            Ok(None) if entry.dir.exists() => waiting.push(key),
             Ok(None) => {}
             Err(e) if e.is_transient() => return Err(e.to_string()),
             Err(e) => report.years.push((key, YearOutcome::Failed { error: e.to_string() })),

@@ -2,8 +2,8 @@
 //! lost while the hub is unreachable or the host is killed.
 //!
 //! Layout under the spool directory:
-//! - `tmp/<random>/` — a snapshot being written; anything here at start is torn
-//!   and removed;
+//! - `tmp/<random>/` — a snapshot being written, locked by its writer through
+//!   `tmp/<random>.lock`; one nobody holds at start was torn and is removed;
 //! - `ready/<sequence>-<snapshot id>/` — complete snapshots: `part-NNNNN.zst`,
 //!   `manifest.json` (the upload manifest) and `entry.json` (what the host needs
 //!   to remember); a directory only appears here by an atomic rename after every
@@ -130,20 +130,11 @@ impl SpoolEntry {
             return Ok(None);
         };
         let path = spool.join(CLAIMS).join(name).with_extension("lock");
-        let file =
-            fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
-        }
-        // A lock file its last holder removed after this run opened it is no claim
-        // (whoever opens the path now gets another file).
-        if !is_at(&file, &path) {
-            return Ok(None);
-        }
-        let claim = EntryClaim { path, _file: file };
-        // The run that held it may have delivered and removed it meanwhile.
+        let Some(file) = try_lock_file(&path)? else { return Ok(None) };
+        let claim = EntryClaim { path, entry: self.dir.clone(), _file: file };
+        // The run that held it may have delivered and removed it meanwhile. Lock
+        // files go only once their entry is gone, and an entry never comes back
+        // under its name, so a run that locked a removed lock file ends here too.
         Ok(self.dir.join("manifest.json").exists().then_some(claim))
     }
 
@@ -156,23 +147,6 @@ impl SpoolEntry {
     }
 }
 
-/// True when `path` still names the open `file`.
-#[cfg(unix)]
-fn is_at(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(open), Ok(named)) => (open.dev(), open.ino()) == (named.dev(), named.ino()),
-        _ => false,
-    }
-}
-
-/// True when `path` still names the open `file` (not checked where the
-/// standard library cannot tell; a claim then has a tiny window of doubt).
-#[cfg(not(unix))]
-fn is_at(_file: &File, path: &Path) -> bool {
-    path.exists()
-}
-
 /// The sub-directory of the claims' lock files.
 const CLAIMS: &str = "claims";
 
@@ -180,14 +154,29 @@ const CLAIMS: &str = "claims";
 #[derive(Debug)]
 pub struct EntryClaim {
     path: PathBuf,
+    entry: PathBuf,
     _file: File,
 }
 
 impl Drop for EntryClaim {
     fn drop(&mut self) {
-        // Still locked here, so no other run is between its open and its lock
-        // of this file; one that opens it after this sees the entry gone.
-        let _ = fs::remove_file(&self.path);
+        // An entry still spooled keeps its lock file (removing it could let two
+        // runs lock two different files of one name).
+        if !self.entry.exists() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Creates (or opens) `path` and takes its lock without waiting: `None` when
+/// another run holds it.
+fn try_lock_file(path: &Path) -> Result<Option<File>, SpoolError> {
+    let file =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io(path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(path)(e)),
     }
 }
 
@@ -208,6 +197,8 @@ pub struct SpoolWriter {
     spool: Spool,
     tmp: PathBuf,
     committed: bool,
+    /// Held on `tmp/<name>.lock` while writing, so no sweep removes the snapshot.
+    _lock: File,
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), SpoolError> {
@@ -232,10 +223,32 @@ impl Spool {
         for sub in ["tmp", "ready", CLAIMS] {
             fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
         }
+        // A snapshot being written is locked by its writer (another job, or
+        // another process); what nobody holds was torn by an interrupted write.
         let tmp = dir.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
-            tracing::warn!(path = %entry.path().display(), "Removing a snapshot torn by an interrupted write.");
-            let _ = fs::remove_dir_all(entry.path());
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                // Left by a writer killed before its directory existed or after its rename.
+                if !path.with_extension("").exists() && try_lock_file(&path)?.is_some() {
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            if let Some(_lock) = try_lock_file(&path.with_extension("lock"))? {
+                tracing::warn!(path = %path.display(), "Removing a snapshot torn by an interrupted write.");
+                let _ = fs::remove_dir_all(&path);
+                let _ = fs::remove_file(path.with_extension("lock"));
+            }
+        }
+        // Lock files of entries that are gone (claims end without removing
+        // them when the process is killed).
+        let (claims, ready) = (dir.join(CLAIMS), dir.join("ready"));
+        for lock in fs::read_dir(&claims).map_err(io(&claims))?.flatten() {
+            let entry = ready.join(lock.path().file_stem().unwrap_or_default());
+            if !entry.exists() {
+                let _ = fs::remove_file(lock.path());
+            }
         }
         Ok(Self { dir: dir.to_owned(), max_bytes })
     }
@@ -272,11 +285,15 @@ impl Spool {
         self.usage().saturating_add(more) <= self.max_bytes
     }
 
-    /// Starts writing a snapshot.
+    /// Starts writing a snapshot (locked against other runs' sweeps of `tmp/`).
     pub fn begin(&self) -> Result<SpoolWriter, SpoolError> {
         let tmp = self.dir.join("tmp").join(random_hex(8));
+        let lock = try_lock_file(&tmp.with_extension("lock"))?.ok_or_else(|| SpoolError::Io {
+            path: tmp.clone(),
+            source: std::io::Error::other("a fresh random name is locked by another run"),
+        })?;
         fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        Ok(SpoolWriter { spool: self.clone(), tmp, committed: false })
+        Ok(SpoolWriter { spool: self.clone(), tmp, committed: false, _lock: lock })
     }
 
     /// The complete snapshots, oldest first. Entries whose files cannot be read
@@ -315,15 +332,37 @@ impl SpoolWriter {
     }
 
     /// Makes the snapshot complete: manifest and entry files, fsync, atomic rename.
-    pub fn commit(mut self, manifest: &Manifest, meta: &EntryMeta) -> Result<SpoolEntry, SpoolError> {
-        write_synced(&self.tmp.join("manifest.json"), &to_json(manifest))?;
-        write_synced(&self.tmp.join("entry.json"), &to_json(meta))?;
-        fsync_dir(&self.tmp)?;
+    pub fn commit(self, manifest: &Manifest, meta: &EntryMeta) -> Result<SpoolEntry, SpoolError> {
         let sequence = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let name = format!("{sequence:024}-{}", &snapshot_id(manifest)[..16]);
+        self.commit_at(format!("{sequence:024}"), manifest, meta)
+    }
+
+    /// Commits a snapshot that replaces `replaced` (the same data rewritten) at
+    /// its place in the spool's order, so it is not delivered after newer ones.
+    pub fn commit_replacing(
+        self,
+        replaced: &SpoolEntry,
+        manifest: &Manifest,
+        meta: &EntryMeta,
+    ) -> Result<SpoolEntry, SpoolError> {
+        let name = replaced.dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let sequence = name.split('-').next().unwrap_or_default().to_owned();
+        self.commit_at(sequence, manifest, meta)
+    }
+
+    fn commit_at(
+        mut self,
+        sequence: String,
+        manifest: &Manifest,
+        meta: &EntryMeta,
+    ) -> Result<SpoolEntry, SpoolError> {
+        write_synced(&self.tmp.join("manifest.json"), &to_json(manifest))?;
+        write_synced(&self.tmp.join("entry.json"), &to_json(meta))?;
+        fsync_dir(&self.tmp)?;
+        let name = format!("{sequence}-{}", &snapshot_id(manifest)[..16]);
         let ready = self.spool.dir.join("ready");
         let target = ready.join(name);
         fs::rename(&self.tmp, &target).map_err(io(&target))?;
@@ -338,5 +377,102 @@ impl Drop for SpoolWriter {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.tmp);
         }
+        // Still locked: a sweep that opened it before finds nothing to remove.
+        let _ = fs::remove_file(self.tmp.with_extension("lock"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledgerlink_plugin_api::canonical::{Company, Entity, RecordBatch};
+    use ledgerlink_protocol::{encode_part, PartFormat, PluginRef};
+
+    fn spooled(spool: &Spool, change_token: &str) -> SpoolEntry {
+        let part = encode_part(PartFormat::Ndjson, &RecordBatch::Accounts(Vec::new())).unwrap();
+        let manifest = Manifest {
+            protocol_version: 1,
+            schema_version: 1,
+            agent_id: "agent-test".into(),
+            source_id: "src".into(),
+            plugin: PluginRef { id: "p".into(), version: "1.0.0".into() },
+            company: Company {
+                id: "1".into(),
+                name: "Firma".into(),
+                organisation_number: None,
+                currency: "NOK".into(),
+                fiscal_years: Vec::new(),
+                source_key: "Frm:1".into(),
+            },
+            fiscal_year: 2025,
+            change_token: Some(change_token.into()),
+            parts: vec![part.info(0)],
+            part_format: PartFormat::Ndjson,
+        };
+        assert_eq!(part.entity, Entity::Accounts);
+        let meta = EntryMeta {
+            tenant: "acme".into(),
+            content_hash: change_token.into(),
+            counts: BTreeMap::new(),
+            spooled_at: "2026-12-07T00:00:00Z".into(),
+        };
+        let mut writer = spool.begin().unwrap();
+        writer.add_part(0, &part).unwrap();
+        writer.commit(&manifest, &meta).unwrap()
+    }
+
+    fn lock_files(spool: &Spool) -> usize {
+        fs::read_dir(spool.dir().join(CLAIMS)).unwrap().count()
+    }
+
+    #[test]
+    fn one_run_at_a_time_claims_an_entry_and_none_claims_a_delivered_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let entry = spooled(&spool, "a");
+        let first = entry.claim().unwrap().expect("a free entry is claimed");
+        assert!(entry.claim().unwrap().is_none(), "held by the first claim");
+        drop(first);
+        assert_eq!(lock_files(&spool), 1, "a spooled entry keeps its lock file");
+        let again = entry.claim().unwrap().expect("free again");
+        entry.remove().unwrap();
+        drop(again);
+        assert_eq!(lock_files(&spool), 0, "the lock file goes with its entry");
+        assert!(entry.claim().unwrap().is_none(), "a delivered entry is no one's to claim");
+        assert_eq!(lock_files(&spool), 0);
+        // A run killed while it held a claim leaves its lock file behind.
+        fs::write(dir.path().join(CLAIMS).join("000-gone.lock"), b"").unwrap();
+        let reopened = Spool::open(dir.path(), u64::MAX).unwrap();
+        assert_eq!(lock_files(&reopened), 0, "orphaned lock files are cleared at open");
+    }
+
+    #[test]
+    fn opening_the_spool_leaves_a_snapshot_another_run_is_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let writing = spool.begin().unwrap();
+        let torn = dir.path().join("tmp").join("0000torn");
+        fs::create_dir_all(&torn).unwrap();
+        // Another job (or process) starts meanwhile.
+        Spool::open(dir.path(), u64::MAX).unwrap();
+        assert!(writing.tmp.exists(), "the writer's snapshot is left alone");
+        assert!(!torn.exists(), "a snapshot nobody writes was torn and is removed");
+        drop(writing);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "nothing left behind");
+    }
+
+    #[test]
+    fn a_replacing_entry_keeps_the_place_of_the_one_it_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let old = spooled(&spool, "old");
+        let newer = spooled(&spool, "newer");
+        let manifest = Manifest { change_token: Some("rewritten".into()), ..old.manifest.clone() };
+        let replacing = spool.begin().unwrap().commit_replacing(&old, &manifest, &old.meta).unwrap();
+        old.remove().unwrap();
+        let order: Vec<Option<String>> =
+            spool.pending().unwrap().into_iter().map(|e| e.manifest.change_token).collect();
+        assert_eq!(order, [Some("rewritten".into()), Some("newer".into())], "still before the newer one");
+        assert_ne!(replacing.dir, newer.dir);
     }
 }

@@ -57,7 +57,9 @@ pub fn odbc_error(error: &odbc_api::Error, doing: &str, place: &str, password: O
         (ErrorKind::NOT_FOUND, "Check the database name, and that the login may connect to it.")
     } else if state == "53300"
         || lower.contains("too many connections")
+        || lower.contains("too many clients")
         || lower.contains("remaining connection slots are reserved")
+        || (lower.contains("maximum number of") && lower.contains("connections"))
     {
         (
             ErrorKind::CONNECTION,

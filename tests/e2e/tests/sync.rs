@@ -173,15 +173,7 @@ fn one_spooled_snapshot() -> (Hub, String, Agent, std::path::PathBuf) {
 fn a_spooled_snapshot_another_run_is_delivering_is_left_to_it() {
     let (mut hub, key, agent, entry) = one_spooled_snapshot();
     // Another run (this test, as another process would) holds the entry's claim.
-    let name = entry.file_name().and_then(|n| n.to_str()).expect("entry name");
-    let spool = entry.parent().and_then(std::path::Path::parent).expect("spool directory");
-    let claim = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(spool.join("claims").join(format!("{name}.lock")))
-        .expect("claim file");
-    claim.try_lock().expect("nobody else holds the claim");
+    let claim = claim_as_another_run(&entry);
     hub.restart();
 
     // A run of another year delivers its own and leaves the claimed one alone.
@@ -200,6 +192,63 @@ fn a_spooled_snapshot_another_run_is_delivering_is_left_to_it() {
     assert_eq!(exit_code(&after), 0, "{}", text(&after));
     assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
     assert!(agent.spooled().is_empty());
+}
+
+/// Holds the claim on a spooled entry, as another run delivering it would.
+fn claim_as_another_run(entry: &std::path::Path) -> std::fs::File {
+    let name = entry.file_name().and_then(|n| n.to_str()).expect("entry name");
+    let spool = entry.parent().and_then(std::path::Path::parent).expect("spool directory");
+    let claim = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(spool.join("claims").join(format!("{name}.lock")))
+        .expect("claim file");
+    claim.try_lock().expect("nobody else holds the claim");
+    claim
+}
+
+#[test]
+fn a_newer_snapshot_of_a_year_waits_for_an_older_one_another_run_is_delivering() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let source = synthetic_source(json!({"voucher_lines": 600}));
+    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    hub.stop();
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 6);
+    // The ERP changes while the hub is down: a newer snapshot of the same year.
+    let config = std::fs::read_to_string(&agent.config).unwrap();
+    std::fs::write(&agent.config, config.replace("voucher_lines = 600", "voucher_lines = 900")).unwrap();
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 6);
+    let spooled = agent.spooled();
+    assert_eq!(spooled.len(), 2, "{spooled:?}");
+    let older = claim_as_another_run(&spooled[0]);
+    hub.restart();
+
+    let output = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&output), 6, "{}", text(&output));
+    assert!(
+        text(&output).contains("an older snapshot of this year is being uploaded by another run"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 0, "the newer one did not overtake it");
+
+    drop(older);
+    let after = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&after), 0, "{}", text(&after));
+    assert!(agent.spooled().is_empty());
+    let (_, current) = hub.get(&key, "/v1/companies/1/current?year=2025");
+    let id = current["snapshot_id"].as_str().expect("snapshot id").to_owned();
+    let (_, detail) = hub.get(&key, &format!("/v1/snapshots/{id}"));
+    let lines: u64 = detail["manifest"]["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter(|p| p["entity"] == "voucher_lines")
+        .map(|p| p["records"].as_u64().expect("records"))
+        .sum();
+    assert_eq!(lines, 900, "the newest snapshot is the current one");
 }
 
 #[test]
