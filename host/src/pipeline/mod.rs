@@ -309,18 +309,21 @@ fn spool_has_room(ctx: &SyncContext<'_>, in_flight: &InFlight) -> bool {
 const OLDER_FIRST: &str =
     "an older snapshot of this year is being uploaded by another run; this one goes after it";
 
-/// True when an older snapshot of `entry`'s year waits in the spool, claimed by
-/// another run.
-fn older_one_in_flight(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<bool, SpoolError> {
-    for other in ctx.spool.pending()? {
-        if other.key() == entry.key()
-            && other.dir.file_name() < entry.dir.file_name()
-            && other.claim()?.is_none()
-        {
-            // Claimed elsewhere, or delivered since it was listed.
-            if other.dir.exists() {
-                return Ok(true);
+/// Removes the spooled snapshots of `entry`'s year older than it, which it
+/// supersedes (it was extracted later); true when one of them is claimed by
+/// another run, which may commit it after this one: `entry` must wait then.
+fn supersede_older(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<bool, SpoolError> {
+    for older in ctx.spool.pending()? {
+        if older.key() != entry.key() || older.dir.file_name() >= entry.dir.file_name() {
+            continue;
+        }
+        match older.claim()? {
+            Some(_claim) => {
+                tracing::info!(entry = %older.dir.display(), "Removing a spooled snapshot superseded by a newer one of the same year.");
+                older.remove()?;
             }
+            None if older.dir.exists() => return Ok(true),
+            None => {}
         }
     }
     Ok(false)
@@ -336,7 +339,7 @@ fn deliver_unless_down(
     if let Some(reason) = hub_down.as_ref() {
         return YearOutcome::Spooled { reason: reason.clone() };
     }
-    match older_one_in_flight(ctx, entry) {
+    match supersede_older(ctx, entry) {
         Ok(false) => {}
         Ok(true) => return YearOutcome::Spooled { reason: OLDER_FIRST.into() },
         Err(e) => return YearOutcome::Failed { error: e.to_string() },
@@ -633,29 +636,37 @@ fn readable_by_hub(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<S
     Ok(Some(rewritten))
 }
 
-/// Uploads every spooled snapshot of `tenant`, oldest first; stops at the first
-/// transient failure and returns it (the hub is down).
+/// Uploads the newest spooled snapshot of each year of `tenant`, oldest first
+/// (older ones of a year are superseded); stops at the first transient failure
+/// and returns it (the hub is down).
 pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncReport) -> Result<(), String> {
     let pending = match ctx.spool.pending() {
         Ok(pending) => pending,
         Err(e) => return Err(e.to_string()),
     };
-    // Years of which an older snapshot is with another run: newer ones wait.
-    let mut waiting: Vec<SnapshotKey> = Vec::new();
-    for entry in pending.into_iter().filter(|e| e.meta.tenant == tenant) {
+    let pending: Vec<SpoolEntry> = pending.into_iter().filter(|e| e.meta.tenant == tenant).collect();
+    for (index, entry) in pending.iter().enumerate() {
         let key = entry.key();
-        if waiting.contains(&key) {
+        // Only a year's newest snapshot goes; it supersedes the older ones.
+        if pending[index + 1..].iter().any(|later| later.key() == key) {
+            continue;
+        }
+        let waits = match supersede_older(ctx, entry) {
+            Ok(waits) => waits,
+            Err(e) => return Err(e.to_string()),
+        };
+        if waits {
             let outcome = YearOutcome::Spooled { reason: OLDER_FIRST.into() };
             log_outcome(&key, &outcome);
             report.years.push((key, outcome));
             continue;
         }
-        match deliver(ctx, &entry) {
+        match deliver(ctx, entry) {
             Ok(Some(outcome)) => {
                 log_outcome(&key, &outcome);
                 report.years.push((key, outcome));
             }
-            Ok(None) if entry.dir.exists() => waiting.push(key),
+            // Another run is delivering it (or has).
             Ok(None) => {}
             Err(e) if e.is_transient() => return Err(e.to_string()),
             Err(e) => report.years.push((key, YearOutcome::Failed { error: e.to_string() })),

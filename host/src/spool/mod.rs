@@ -147,6 +147,13 @@ impl SpoolEntry {
     }
 }
 
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
 /// The sub-directory of the claims' lock files.
 const CLAIMS: &str = "claims";
 
@@ -197,6 +204,9 @@ pub struct SpoolWriter {
     spool: Spool,
     tmp: PathBuf,
     committed: bool,
+    /// When writing began, which orders the spool: of two runs extracting one
+    /// year, the one that read the ERP later comes later.
+    started: u128,
     /// Held on `tmp/<name>.lock` while writing, so no sweep removes the snapshot.
     _lock: File,
 }
@@ -228,11 +238,10 @@ impl Spool {
         let tmp = dir.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
             let path = entry.path();
+            // A lock file without its directory is left as it is: its writer may
+            // be between taking the lock and creating the directory (one killed
+            // there leaves an empty file behind).
             if path.extension().is_some_and(|e| e == "lock") {
-                // Left by a writer killed before its directory existed or after its rename.
-                if !path.with_extension("").exists() && try_lock_file(&path)?.is_some() {
-                    let _ = fs::remove_file(&path);
-                }
                 continue;
             }
             if let Some(_lock) = try_lock_file(&path.with_extension("lock"))? {
@@ -293,7 +302,7 @@ impl Spool {
             source: std::io::Error::other("a fresh random name is locked by another run"),
         })?;
         fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        Ok(SpoolWriter { spool: self.clone(), tmp, committed: false, _lock: lock })
+        Ok(SpoolWriter { spool: self.clone(), tmp, committed: false, started: now_nanos(), _lock: lock })
     }
 
     /// The complete snapshots, oldest first. Entries whose files cannot be read
@@ -331,13 +340,11 @@ impl SpoolWriter {
         write_synced(&self.tmp.join(part_file(index)), &part.bytes)
     }
 
-    /// Makes the snapshot complete: manifest and entry files, fsync, atomic rename.
+    /// Makes the snapshot complete: manifest and entry files, fsync, atomic
+    /// rename to a name that orders it by when its writing began.
     pub fn commit(self, manifest: &Manifest, meta: &EntryMeta) -> Result<SpoolEntry, SpoolError> {
-        let sequence = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        self.commit_at(format!("{sequence:024}"), manifest, meta)
+        let sequence = format!("{:024}", self.started);
+        self.commit_at(sequence, manifest, meta)
     }
 
     /// Commits a snapshot that replaces `replaced` (the same data rewritten) at

@@ -238,6 +238,7 @@ fn a_newer_snapshot_of_a_year_waits_for_an_older_one_another_run_is_delivering()
     let after = agent.sync("synthetic", &[]);
     assert_eq!(exit_code(&after), 0, "{}", text(&after));
     assert!(agent.spooled().is_empty());
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1, "the older one was superseded, not sent");
     let (_, current) = hub.get(&key, "/v1/companies/1/current?year=2025");
     let id = current["snapshot_id"].as_str().expect("snapshot id").to_owned();
     let (_, detail) = hub.get(&key, &format!("/v1/snapshots/{id}"));
