@@ -550,18 +550,17 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<YearOutco
         tracing::debug!(entry = %entry.dir.display(), "Another run is delivering this spooled snapshot.");
         return Ok(None);
     };
-    if let Err(e) = entry.verify() {
+    let discard = |e: SpoolError| -> Result<Option<YearOutcome>, HubError> {
         tracing::error!(error = %e, "Removing a damaged spool entry; the data will be extracted again.");
         entry.remove()?;
-        return Err(e.into());
+        Err(e.into())
+    };
+    if let Err(e) = entry.verify() {
+        return discard(e);
     }
     let rewritten = match readable_by_hub(ctx, entry) {
         Ok(rewritten) => rewritten,
-        Err(e @ SpoolError::Corrupt { .. }) => {
-            tracing::error!(error = %e, "Removing a damaged spool entry; the data will be extracted again.");
-            entry.remove()?;
-            return Err(e.into());
-        }
+        Err(e @ SpoolError::Corrupt { .. }) => return discard(e),
         Err(e) => return Err(e.into()),
     };
     let _rewritten_claim = match &rewritten {

@@ -392,7 +392,7 @@ impl Drop for SpoolWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledgerlink_plugin_api::canonical::{Company, Entity, RecordBatch};
+    use ledgerlink_plugin_api::canonical::{Company, RecordBatch};
     use ledgerlink_protocol::{encode_part, PartFormat, PluginRef};
 
     fn spooled(spool: &Spool, change_token: &str) -> SpoolEntry {
@@ -416,7 +416,6 @@ mod tests {
             parts: vec![part.info(0)],
             part_format: PartFormat::Ndjson,
         };
-        assert_eq!(part.entity, Entity::Accounts);
         let meta = EntryMeta {
             tenant: "acme".into(),
             content_hash: change_token.into(),

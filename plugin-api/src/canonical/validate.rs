@@ -1,6 +1,6 @@
 //! Validation of canonical records: required fields, ISO codes, references, balance.
 
-use super::{is_iso4217, BorrowedVoucherLine, Company, Entity, RecordBatch, VoucherLine};
+use super::{is_iso4217, BorrowedVoucherLine, Company, Entity, RecordBatch};
 use foldhash::HashSet;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -152,9 +152,12 @@ struct LineFields<'a> {
     source_key: &'a str,
 }
 
-impl<'a> LineFields<'a> {
-    fn owned(line: &'a VoucherLine) -> Self {
-        Self {
+/// [`LineFields`] of a [`VoucherLine`](super::VoucherLine) or a [`BorrowedVoucherLine`]: their fields
+/// have the same names and both dereference to `str`.
+macro_rules! line_fields {
+    ($line:expr) => {{
+        let line = $line;
+        LineFields {
             voucher_id: &line.voucher_id,
             account_id: &line.account_id,
             customer_id: line.customer_id.as_deref(),
@@ -165,21 +168,7 @@ impl<'a> LineFields<'a> {
             amount: line.amount,
             source_key: &line.source_key,
         }
-    }
-
-    fn borrowed(line: &'a BorrowedVoucherLine<'_>) -> Self {
-        Self {
-            voucher_id: &line.voucher_id,
-            account_id: &line.account_id,
-            customer_id: line.customer_id.as_deref(),
-            supplier_id: line.supplier_id.as_deref(),
-            tax_code: line.tax_code.as_deref(),
-            currency: line.currency.as_deref(),
-            has_amount_currency: line.amount_currency.is_some(),
-            amount: line.amount,
-            source_key: &line.source_key,
-        }
-    }
+    }};
 }
 
 #[derive(Debug)]
@@ -345,12 +334,7 @@ impl LineChecker<'_> {
     /// Checks the next line of the stretch.
     pub fn observe_borrowed_line(&mut self, line: &BorrowedVoucherLine<'_>) {
         let dimension_types = line.dimensions.iter().map(|d| &*d.dimension_type);
-        self.master.check_line(
-            &mut self.findings,
-            &mut self.balances,
-            LineFields::borrowed(line),
-            dimension_types,
-        );
+        self.master.check_line(&mut self.findings, &mut self.balances, line_fields!(line), dimension_types);
     }
 
     /// Ends the stretch.
@@ -444,7 +428,7 @@ impl SnapshotValidator {
             RecordBatch::VoucherLines(rows) => {
                 for line in rows {
                     let dimension_types = line.dimensions.iter().map(|d| d.dimension_type.as_str());
-                    master.check_line(findings, &mut self.balances, LineFields::owned(line), dimension_types);
+                    master.check_line(findings, &mut self.balances, line_fields!(line), dimension_types);
                 }
             }
         }
@@ -453,16 +437,9 @@ impl SnapshotValidator {
     /// Validates one voucher line read without allocating (what [`Self::observe`]
     /// does for each line of a voucher-line batch).
     pub fn observe_borrowed_line(&mut self, line: &BorrowedVoucherLine<'_>) {
-        if !self.master.seen.contains(&Entity::VoucherLines) {
-            self.master.seen.insert(Entity::VoucherLines);
-        }
+        self.master.seen.insert(Entity::VoucherLines);
         let dimension_types = line.dimensions.iter().map(|d| &*d.dimension_type);
-        self.master.check_line(
-            &mut self.findings,
-            &mut self.balances,
-            LineFields::borrowed(line),
-            dimension_types,
-        );
+        self.master.check_line(&mut self.findings, &mut self.balances, line_fields!(line), dimension_types);
     }
 
     /// A checker of one stretch of voucher lines against the master data observed
