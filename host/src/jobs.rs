@@ -5,7 +5,7 @@
 
 use crate::config::{Config, Isolation, Source, Tenant};
 use crate::exit::Exit;
-use crate::hub_client::{user_agent, HubClient, HubClientSettings, HubError, RetryPolicy};
+use crate::hub_client::{user_agent, HubClient, HubClientSettings, HubError, Refusal, RetryPolicy};
 use crate::pipeline::{
     sync_source, SourceSpec, SyncContext, SyncError, SyncReport, SyncRequest, YearOutcome, YearSelection,
 };
@@ -67,9 +67,14 @@ impl SyncReport {
     /// The exit code of a finished sync (worst outcome wins).
     pub fn exit(&self) -> Exit {
         let any = |f: fn(&YearOutcome) -> bool| self.years.iter().any(|(_, o)| f(o));
-        if self.source_error.is_some() || any(|o| matches!(o, YearOutcome::Failed { .. })) {
+        // A refused key, address or size is the configuration's to fix; a refused
+        // snapshot is data the hub does not accept.
+        let config = |o: &YearOutcome| matches!(o, YearOutcome::Refused { refusal, .. } if *refusal != Refusal::Snapshot);
+        if any(config) {
+            Exit::Config
+        } else if self.source_error.is_some() || any(|o| matches!(o, YearOutcome::Failed { .. })) {
             Exit::Source
-        } else if any(|o| matches!(o, YearOutcome::Invalid { .. })) {
+        } else if any(|o| matches!(o, YearOutcome::Invalid { .. } | YearOutcome::Refused { .. })) {
             Exit::Validation
         } else if any(|o| matches!(o, YearOutcome::Spooled { .. })) {
             Exit::Spooled

@@ -80,6 +80,7 @@ fn describe(outcome: &YearOutcome) -> (&'static str, String) {
                 format!("{} problems, not uploaded; first: {}", report.total_problems, first.join("; ")),
             )
         }
+        YearOutcome::Refused { error, .. } => ("refused", error.clone()),
         YearOutcome::Failed { error } => ("failed", error.clone()),
     }
 }
@@ -89,7 +90,12 @@ fn summary(exit: Exit) -> &'static str {
         Exit::Success => "Done: everything changed was uploaded and acknowledged by the hub.",
         Exit::NothingChanged => "Done: nothing changed since the last upload.",
         Exit::Spooled => "Spooled: the data is safe on disk and will be uploaded by the next run.",
-        Exit::Validation => "Some data is invalid and was not uploaded (see above).",
+        Exit::Validation => {
+            "Some data is invalid, or was refused by the hub, and was not uploaded (see above)."
+        }
+        Exit::Config => {
+            "The hub refused the upload: fix the configuration as said above; the data waits in the spool."
+        }
         _ => "The sync failed (see above).",
     }
 }

@@ -153,7 +153,8 @@ fn outcome_name(outcome: &YearOutcome) -> (&'static str, Option<String>) {
                 report.problems.first().map(|p| p.to_string()).unwrap_or_default()
             )),
         ),
-        YearOutcome::Failed { error } => ("failed", Some(error.clone())),
+        // Hubs know the outcomes of protocol.md; a refusal is a failure there.
+        YearOutcome::Refused { error, .. } | YearOutcome::Failed { error } => ("failed", Some(error.clone())),
     }
 }
 

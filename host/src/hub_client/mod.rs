@@ -74,14 +74,17 @@ pub enum HubError {
         /// The last failure.
         detail: String,
     },
-    /// The hub refused the request; retrying the same request cannot help.
-    #[error("the hub refused {what}: {status} {code}: {message}")]
+    /// The hub (or whatever answers at `hub.url`) refused the request; retrying
+    /// the same request cannot help until the cause is fixed.
+    #[error("{}", refusal_text(.url, .what, *.status, .code, .message))]
     Rejected {
+        /// The hub URL.
+        url: String,
         /// What was sent.
         what: String,
         /// HTTP status.
         status: u16,
-        /// The hub's error code.
+        /// The hub's error code (`http_error` when the answer was not a hub's).
         code: String,
         /// The hub's message.
         message: String,
@@ -98,6 +101,76 @@ impl HubError {
     /// True when the failure says nothing about the data (try again later).
     pub fn is_transient(&self) -> bool {
         matches!(self, HubError::Unreachable { .. })
+    }
+
+    /// What kind of refusal this is, when the hub refused the request.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            HubError::Rejected { status, code, .. } => Some(Refusal::of(*status, code)),
+            _ => None,
+        }
+    }
+
+    /// True when no other upload of this run can succeed either: the hub is
+    /// unreachable, refuses the tenant's key, or is not at `hub.url`.
+    pub fn stops_every_upload(&self) -> bool {
+        self.is_transient() || matches!(self.refusal(), Some(Refusal::Credentials | Refusal::NotAHub))
+    }
+}
+
+/// Why the hub refused a request, which decides what the user is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401/403: the tenant's API key is wrong or was revoked.
+    Credentials,
+    /// The answer was not a Ledgerlink hub's: `hub.url` or a proxy is wrong.
+    NotAHub,
+    /// A part is larger (or a snapshot has more parts) than the hub, or a proxy
+    /// in front of it, accepts.
+    TooLarge,
+    /// The hub's checks refused this snapshot.
+    Snapshot,
+}
+
+impl Refusal {
+    fn of(status: u16, code: &str) -> Refusal {
+        match (status, code) {
+            (401 | 403, _) => Refusal::Credentials,
+            (413, _) | (_, "body_too_large" | "part_size" | "part_count") => Refusal::TooLarge,
+            (407, _) | (_, "http_error" | "unreadable_response" | "not_found" | "method_not_allowed") => {
+                Refusal::NotAHub
+            }
+            _ => Refusal::Snapshot,
+        }
+    }
+}
+
+/// A refusal in one line: what was refused, by whom, and what to do about it.
+fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -> String {
+    const KEPT: &str = "The data stays in the spool and goes with the first run after that.";
+    match Refusal::of(status, code) {
+        Refusal::Credentials => format!(
+            "the hub at {url} refused this tenant's API key ({status} {code}: {message}). Resolution: check \
+             the tenant's `api_key` against the key the central service issued; if that key was revoked, \
+             ask the central service for a new one. {KEPT}"
+        ),
+        Refusal::NotAHub => format!(
+            "the server at {url} did not answer {what} as a Ledgerlink hub does ({status} {code}: {message}). \
+             Resolution: set `hub.url` to the hub's base address the central service gave (no path after \
+             the host name), and check the proxy in between (`hub.proxy`, HTTPS_PROXY). {KEPT}"
+        ),
+        Refusal::TooLarge => format!(
+            "{what} is larger than the hub at {url}, or a proxy in front of it, accepts ({status} {code}: \
+             {message}). Resolution: raise the limit — the hub's (`ledgerlink-hub serve --max-part-bytes`, \
+             `--max-parts`; ask the central service) or the proxy's (nginx: `client_max_body_size`) — to at \
+             least 64 MiB per part. {KEPT}"
+        ),
+        Refusal::Snapshot => format!(
+            "the hub at {url} refused {what}: {status} {code}: {message}. Resolution: the hub's checks \
+             disagree with this agent's, so their versions may differ: update the agent and its plugins, \
+             or send this message to the central service. The snapshot stays in the spool; new data in the \
+             ERP or a new plugin version replaces it."
+        ),
     }
 }
 
@@ -167,7 +240,7 @@ impl HubClient {
                     }
                     Attempt::Retry(format!("HTTP {}", r.status()))
                 }
-                Ok(r) => Attempt::Fail(rejected(what, r)),
+                Ok(r) => Attempt::Fail(rejected(&self.settings.url, what, r)),
             };
             match outcome {
                 Attempt::Done(response) => return Ok(response),
@@ -247,6 +320,7 @@ impl HubClient {
         let id = entry.snapshot_id();
         let what = format!("snapshot {id}");
         let created: SnapshotStatus = json(
+            &self.settings.url,
             &what,
             self.send(&what, || self.http.post(self.url("/v1/snapshots")).json(&entry.manifest))?,
         )?;
@@ -267,7 +341,8 @@ impl HubClient {
         let url = self.url(&format!("/v1/snapshots/{id}/commit"));
         let records = entry.manifest.parts.iter().map(|p| p.records).sum();
         let timeout = commit_timeout(self.settings.timeout, records);
-        json(&what, self.send(&format!("the commit of {what}"), || self.http.post(&url).timeout(timeout))?)
+        let commit = self.send(&format!("the commit of {what}"), || self.http.post(&url).timeout(timeout))?;
+        json(&self.settings.url, &what, commit)
     }
 }
 
@@ -279,24 +354,36 @@ fn commit_timeout(request_timeout: Duration, records: u64) -> Duration {
     request_timeout + Duration::from_micros(records.saturating_mul(30))
 }
 
-fn json<T: serde::de::DeserializeOwned>(what: &str, response: Response) -> Result<T, HubError> {
+fn json<T: serde::de::DeserializeOwned>(url: &str, what: &str, response: Response) -> Result<T, HubError> {
     let status = response.status().as_u16();
     response.json().map_err(|e| HubError::Rejected {
+        url: url.to_owned(),
         what: what.to_owned(),
         status,
         code: "unreadable_response".into(),
-        message: e.to_string(),
+        message: describe_reqwest(e),
     })
 }
 
-fn rejected(what: &str, response: Response) -> HubError {
+fn rejected(url: &str, what: &str, response: Response) -> HubError {
     let status = response.status().as_u16();
     let text = response.text().unwrap_or_default();
     let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
         Ok(body) => (body.error.code, body.error.message),
-        Err(_) => ("http_error".into(), text.chars().take(300).collect()),
+        Err(_) => ("http_error".into(), excerpt(&text)),
     };
-    HubError::Rejected { what: what.to_owned(), status, code, message }
+    HubError::Rejected { url: url.to_owned(), what: what.to_owned(), status, code, message }
+}
+
+/// The start of a body that is not a hub's error (a proxy's page), on one line.
+fn excerpt(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let line = words.join(" ");
+    match line.char_indices().nth(200) {
+        Some((end, _)) => format!("{} …", &line[..end]),
+        None if line.is_empty() => "(no body)".into(),
+        None => line,
+    }
 }
 
 fn retry_after(response: &Response) -> Option<Duration> {
@@ -321,4 +408,58 @@ fn describe_reqwest(error: reqwest::Error) -> String {
 fn jitter(base: Duration) -> Duration {
     let random = u64::from_str_radix(&random_hex(2), 16).unwrap_or(0) as f64 / 65535.0;
     base.mul_f64(0.5 + random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_told_apart_by_status_and_the_hubs_code() {
+        let cases = [
+            (401, "unauthorized", Refusal::Credentials),
+            (403, "forbidden", Refusal::Credentials),
+            (413, "http_error", Refusal::TooLarge),
+            (400, "part_size", Refusal::TooLarge),
+            (400, "part_count", Refusal::TooLarge),
+            (404, "not_found", Refusal::NotAHub),
+            (404, "http_error", Refusal::NotAHub),
+            (407, "http_error", Refusal::NotAHub),
+            (200, "unreadable_response", Refusal::NotAHub),
+            (400, "validation_failed", Refusal::Snapshot),
+            (404, "snapshot_not_found", Refusal::Snapshot),
+            (409, "snapshot_not_committed", Refusal::Snapshot),
+        ];
+        for (status, code, expected) in cases {
+            assert_eq!(Refusal::of(status, code), expected, "{status} {code}");
+        }
+    }
+
+    #[test]
+    fn only_a_refused_key_or_address_stops_the_runs_other_uploads() {
+        let refused = |status: u16, code: &str| HubError::Rejected {
+            url: "https://hub.example".into(),
+            what: "snapshot 1".into(),
+            status,
+            code: code.into(),
+            message: "no".into(),
+        };
+        assert!(refused(401, "unauthorized").stops_every_upload());
+        assert!(refused(404, "not_found").stops_every_upload());
+        assert!(!refused(413, "body_too_large").stops_every_upload());
+        assert!(!refused(400, "validation_failed").stops_every_upload());
+        let down = HubError::Unreachable { url: "https://hub.example".into(), detail: "refused".into() };
+        assert!(down.stops_every_upload());
+    }
+
+    #[test]
+    fn a_proxys_page_is_quoted_on_one_short_line() {
+        assert_eq!(
+            excerpt("<html>\n  <body>Not   Found</body>\n</html>\n"),
+            "<html> <body>Not Found</body> </html>"
+        );
+        assert_eq!(excerpt(" \n"), "(no body)");
+        let long = excerpt(&"ø".repeat(500));
+        assert_eq!(long.chars().count(), 202, "200 characters and an ellipsis: {long}");
+    }
 }

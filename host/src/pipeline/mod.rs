@@ -9,7 +9,7 @@ mod progress;
 
 pub use progress::Progress;
 
-use crate::hub_client::{HubClient, HubError};
+use crate::hub_client::{HubClient, HubError, Refusal};
 use crate::plugins::{Extractor, SourceError};
 use crate::spool::{EntryMeta, Spool, SpoolEntry, SpoolError};
 use crate::state::{Acknowledged, SnapshotKey, StateError, StateStore};
@@ -76,6 +76,13 @@ pub enum YearOutcome {
     Spooled {
         /// Why it was not delivered now.
         reason: String,
+    },
+    /// Refused by the hub: it stays in the spool until the cause is fixed.
+    Refused {
+        /// What kind of refusal (decides the exit code).
+        refusal: Refusal,
+        /// The refusal with its resolution.
+        error: String,
     },
     /// Not valid canonical data: not uploaded.
     Invalid {
@@ -206,7 +213,7 @@ pub fn sync_source(
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
     // Deliver what earlier runs left in the spool first.
-    let mut hub_down = upload_pending(ctx, &spec.tenant, &mut report).err();
+    let mut blocked = upload_pending(ctx, &spec.tenant, &mut report).err();
     let companies = source.companies()?;
     report.companies = companies.clone();
     let selected = select(companies, spec, request)?;
@@ -225,7 +232,7 @@ pub fn sync_source(
         let uploader = scope.spawn(move || {
             let ctx = SyncContext { agent_id, state: &upload_state, spool, hub, cancel, quiet };
             for (index, entry) in uploads {
-                let outcome = deliver_unless_down(&ctx, &entry, &mut hub_down);
+                let outcome = deliver_unless_blocked(&ctx, &entry, &mut blocked);
                 record(index, entry.key(), outcome);
                 in_flight.finished();
             }
@@ -329,15 +336,16 @@ fn supersede_older(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<bool, Sp
     Ok(false)
 }
 
-/// Delivers a freshly spooled year, or leaves it in the spool when the hub is
-/// known to be down (or the sync was cancelled).
-fn deliver_unless_down(
+/// Delivers a freshly spooled year, or leaves it in the spool when an earlier
+/// upload showed that none can succeed in this run (the hub is down or refuses
+/// the tenant's key) or the sync was cancelled.
+fn deliver_unless_blocked(
     ctx: &SyncContext<'_>,
     entry: &SpoolEntry,
-    hub_down: &mut Option<String>,
+    blocked: &mut Option<YearOutcome>,
 ) -> YearOutcome {
-    if let Some(reason) = hub_down.as_ref() {
-        return YearOutcome::Spooled { reason: reason.clone() };
+    if let Some(outcome) = blocked.as_ref() {
+        return outcome.clone();
     }
     match supersede_older(ctx, entry) {
         Ok(false) => {}
@@ -350,12 +358,24 @@ fn deliver_unless_down(
     match deliver(ctx, entry) {
         Ok(Some(outcome)) => outcome,
         Ok(None) => YearOutcome::Spooled { reason: "another run of this tenant is uploading it".into() },
-        Err(HubError::Spool(e)) => YearOutcome::Failed { error: e.to_string() },
-        Err(e) if e.is_transient() => {
-            *hub_down = Some(e.to_string());
-            YearOutcome::Spooled { reason: e.to_string() }
+        Err(e) => {
+            let stops = e.stops_every_upload();
+            let outcome = upload_failed(e);
+            if stops {
+                *blocked = Some(outcome.clone());
+            }
+            outcome
         }
-        Err(e) => YearOutcome::Failed { error: e.to_string() },
+    }
+}
+
+/// The outcome of an upload that did not go through (the entry is still spooled
+/// unless it was damaged).
+fn upload_failed(error: HubError) -> YearOutcome {
+    match error.refusal() {
+        Some(refusal) => YearOutcome::Refused { refusal, error: error.to_string() },
+        None if error.is_transient() => YearOutcome::Spooled { reason: error.to_string() },
+        None => YearOutcome::Failed { error: error.to_string() },
     }
 }
 
@@ -376,6 +396,9 @@ fn log_outcome(key: &SnapshotKey, outcome: &YearOutcome) {
             first = %report.problems.first().map(|p| p.to_string()).unwrap_or_default(),
             "Not uploaded: the data is not valid."
         ),
+        YearOutcome::Refused { error, .. } => {
+            tracing::error!(source = %key.source, company, year, %error, "Refused by the hub; it stays in the spool.")
+        }
         YearOutcome::Failed { error } => {
             tracing::error!(source = %key.source, company, year, %error, "Failed.")
         }
@@ -636,12 +659,17 @@ fn readable_by_hub(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<S
 }
 
 /// Uploads the newest spooled snapshot of each year of `tenant`, oldest first
-/// (older ones of a year are superseded); stops at the first transient failure
-/// and returns it (the hub is down).
-pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncReport) -> Result<(), String> {
+/// (older ones of a year are superseded); stops at the first failure no upload
+/// of this run can get past (the hub is down, or refuses the tenant's key) and
+/// returns the outcome every year of the run then shares.
+pub fn upload_pending(
+    ctx: &SyncContext<'_>,
+    tenant: &str,
+    report: &mut SyncReport,
+) -> Result<(), YearOutcome> {
     let pending = match ctx.spool.pending() {
         Ok(pending) => pending,
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(YearOutcome::Spooled { reason: e.to_string() }),
     };
     let pending: Vec<SpoolEntry> = pending.into_iter().filter(|e| e.meta.tenant == tenant).collect();
     for (index, entry) in pending.iter().enumerate() {
@@ -652,7 +680,7 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
         }
         let waits = match supersede_older(ctx, entry) {
             Ok(waits) => waits,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(YearOutcome::Spooled { reason: e.to_string() }),
         };
         if waits {
             let outcome = YearOutcome::Spooled { reason: OLDER_FIRST.into() };
@@ -667,8 +695,9 @@ pub fn upload_pending(ctx: &SyncContext<'_>, tenant: &str, report: &mut SyncRepo
             }
             // Another run is delivering it (or has).
             Ok(None) => {}
-            Err(e) if e.is_transient() => return Err(e.to_string()),
-            Err(e) => report.years.push((key, YearOutcome::Failed { error: e.to_string() })),
+            // The years this run selects get the same outcome without asking.
+            Err(e) if e.stops_every_upload() => return Err(upload_failed(e)),
+            Err(e) => report.years.push((key, upload_failed(e))),
         }
     }
     Ok(())

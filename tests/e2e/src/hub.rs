@@ -93,6 +93,12 @@ impl Hub {
         }
     }
 
+    /// Starts the hub again on the same address and data with other `serve` arguments.
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        self.extra = args.iter().map(|a| (*a).to_owned()).collect();
+        self.restart();
+    }
+
     /// Starts the hub again on the same address and data.
     pub fn restart(&mut self) {
         self.stop();

@@ -691,3 +691,79 @@ fn uploads_go_through_the_proxy_from_https_proxy() {
     assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 1, "no request went through the proxy");
     assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
 }
+
+/// Replaces `from` with `to` in the agent's configuration file.
+fn edit_config(agent: &Agent, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&agent.config).expect("config");
+    assert!(text.contains(from), "`{from}` is in the configuration");
+    std::fs::write(&agent.config, text.replace(from, to)).expect("config");
+}
+
+/// Requests the hub logged for `method path`, with their statuses.
+fn hub_requests(hub: &Hub, method: &str, path: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(&hub.log).expect("hub log");
+    let needle = format!("method={method} path={path} ");
+    log.lines()
+        .filter_map(|line| {
+            line.split_once(&needle).map(|(_, rest)| rest.split_whitespace().next().unwrap_or("").into())
+        })
+        .collect()
+}
+
+/// After a refused first run (exit 3, every year refused with `says` and left
+/// in the spool), the fix lets the next run deliver exactly what waited.
+fn refused_then_delivered(hub: &mut Hub, key: &str, agent: &Agent, says: &str, fix: impl FnOnce(&mut Hub)) {
+    let refused = agent.sync("hello", &[]);
+    let output = text(&refused);
+    assert_eq!(exit_code(&refused), 3, "a configuration error: {output}");
+    assert_eq!(output.matches("refused      company").count(), 4, "every year is refused: {output}");
+    assert!(output.contains(says) && output.contains("Resolution:"), "says what to do: {output}");
+    assert!(output.contains("The data stays in the spool"), "{output}");
+    assert!(!output.contains("llk_"), "no API key is printed: {output}");
+    assert_eq!(agent.spooled().len(), 4, "every year waits in the spool");
+
+    fix(hub);
+    let delivered = agent.sync("hello", &[]);
+    assert_eq!(exit_code(&delivered), 0, "{}", text(&delivered));
+    assert!(agent.spooled().is_empty(), "the spool is empty after delivery");
+    for company in ["1", "2"] {
+        for year in [2024, 2025] {
+            assert_eq!(hub.snapshot_count(key, "hello", company, year), 1, "{company}/{year}");
+        }
+    }
+    assert_eq!(exit_code(&agent.sync("hello", &[])), 7);
+}
+
+#[test]
+fn a_refused_api_key_is_a_configuration_error_and_the_corrected_key_delivers_what_waited() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let mistyped = format!("{}x", &key[..key.len() - 1]);
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &mistyped, &[hello_source()]);
+    refused_then_delivered(&mut hub, &key, &agent, "refused this tenant's API key", |hub| {
+        // One refused upload is enough: the run's other years are not sent to be refused again.
+        assert_eq!(hub_requests(hub, "POST", "/v1/snapshots"), ["status=401"]);
+        edit_config(&agent, &mistyped, &key);
+    });
+}
+
+#[test]
+fn a_hub_url_that_is_not_the_hub_is_a_configuration_error_naming_hub_url() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let wrong = format!("{}/ledgerlink", hub.url);
+    let agent = Agent::new(&[plugin_library("hello_erp")], &wrong, &key, &[hello_source()]);
+    refused_then_delivered(&mut hub, &key, &agent, "Resolution: set `hub.url`", |hub| {
+        edit_config(&agent, &wrong, &hub.url);
+    });
+}
+
+#[test]
+fn a_part_larger_than_the_hub_accepts_is_a_configuration_error_and_waits_for_a_larger_limit() {
+    let mut hub = Hub::start_args(&["--max-part-bytes", "64"]);
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    refused_then_delivered(&mut hub, &key, &agent, "Resolution: raise the limit", |hub| {
+        hub.restart_with_args(&[])
+    });
+}
