@@ -3,7 +3,8 @@
 //!
 //! Layout under the spool directory:
 //! - `tmp/<random>/` — a snapshot being written, locked by its writer through
-//!   `tmp/<random>.lock`; one nobody holds at start was torn and is removed;
+//!   `tmp/<random>.lock`; one nobody holds at start was torn and is removed,
+//!   and so is a lock file nobody holds;
 //! - `ready/<sequence>-<snapshot id>/` — complete snapshots: `part-NNNNN.zst`,
 //!   `manifest.json` (the upload manifest) and `entry.json` (what the host needs
 //!   to remember); a directory only appears here by an atomic rename after every
@@ -187,6 +188,24 @@ fn try_lock_file(path: &Path) -> Result<Option<File>, SpoolError> {
     }
 }
 
+/// True when the locked `file` is still the one at `path` (not removed, nor
+/// removed and created again, by another run's sweep since it was opened).
+#[cfg(unix)]
+fn locked_in_place(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(held), Ok(there)) => (held.dev(), held.ino()) == (there.dev(), there.ino()),
+        _ => false,
+    }
+}
+
+/// Windows does not remove a file another process has open, so a lock taken
+/// is always the file at its path.
+#[cfg(not(unix))]
+fn locked_in_place(_file: &File, _path: &Path) -> bool {
+    true
+}
+
 fn part_file(index: u32) -> String {
     format!("part-{index:05}.zst")
 }
@@ -238,10 +257,15 @@ impl Spool {
         let tmp = dir.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
             let path = entry.path();
-            // A lock file without its directory is left as it is: its writer may
-            // be between taking the lock and creating the directory (one killed
-            // there leaves an empty file behind).
             if path.extension().is_some_and(|e| e == "lock") {
+                // Left by a writer killed before it removed it. One a writer
+                // holds is kept; a writer that opened it before this removal
+                // finds its lock no longer in place and takes another name.
+                if !path.with_extension("").exists() {
+                    if let Some(_lock) = try_lock_file(&path)? {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
                 continue;
             }
             if let Some(_lock) = try_lock_file(&path.with_extension("lock"))? {
@@ -296,13 +320,31 @@ impl Spool {
 
     /// Starts writing a snapshot (locked against other runs' sweeps of `tmp/`).
     pub fn begin(&self) -> Result<SpoolWriter, SpoolError> {
-        let tmp = self.dir.join("tmp").join(random_hex(8));
-        let lock = try_lock_file(&tmp.with_extension("lock"))?.ok_or_else(|| SpoolError::Io {
-            path: tmp.clone(),
-            source: std::io::Error::other("a fresh random name is locked by another run"),
-        })?;
-        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        Ok(SpoolWriter { spool: self.clone(), tmp, committed: false, started: now_nanos(), _lock: lock })
+        let mut tmp = self.dir.join("tmp").join(random_hex(8));
+        // A sweep may remove the lock file between its creation and its lock.
+        for _ in 0..3 {
+            let lock_path = tmp.with_extension("lock");
+            if let Some(lock) = try_lock_file(&lock_path)? {
+                if locked_in_place(&lock, &lock_path) {
+                    fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+                    let started = now_nanos();
+                    return Ok(SpoolWriter {
+                        spool: self.clone(),
+                        tmp,
+                        committed: false,
+                        started,
+                        _lock: lock,
+                    });
+                }
+            }
+            tmp = self.dir.join("tmp").join(random_hex(8));
+        }
+        Err(SpoolError::Io {
+            path: tmp,
+            source: std::io::Error::other(
+                "no fresh snapshot name could be locked; is another process sweeping the spool?",
+            ),
+        })
     }
 
     /// The complete snapshots, oldest first. Entries whose files cannot be read
@@ -465,6 +507,33 @@ mod tests {
         assert!(!torn.exists(), "a snapshot nobody writes was torn and is removed");
         drop(writing);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "nothing left behind");
+    }
+
+    #[test]
+    fn a_lock_file_left_by_a_killed_writer_goes_and_a_held_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        Spool::open(dir.path(), u64::MAX).unwrap();
+        let tmp = dir.path().join("tmp");
+        // Killed between its lock file and its directory, or before removing the lock file.
+        fs::write(tmp.join("00dead.lock"), b"").unwrap();
+        // Another process between taking its lock and creating its directory.
+        let held = try_lock_file(&tmp.join("00busy.lock")).unwrap().expect("free");
+        Spool::open(dir.path(), u64::MAX).unwrap();
+        assert!(!tmp.join("00dead.lock").exists(), "nobody held it: removed");
+        assert!(tmp.join("00busy.lock").exists(), "a held lock file stays");
+        drop(held);
+    }
+
+    #[test]
+    fn a_lock_removed_or_replaced_after_it_was_opened_is_not_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.lock");
+        let lock = try_lock_file(&path).unwrap().expect("free");
+        assert!(locked_in_place(&lock, &path));
+        fs::remove_file(&path).unwrap();
+        assert!(!locked_in_place(&lock, &path), "removed by a sweep");
+        fs::write(&path, b"").unwrap();
+        assert!(!locked_in_place(&lock, &path), "another file under the same name");
     }
 
     #[test]
