@@ -346,16 +346,49 @@ extern "C" fn manifest_json<P: Plugin>() -> RResult<RString, PluginError> {
 /// The `open` entry point of the root module.
 extern "C" fn open<P: Plugin>(settings_json: RStr<'_>, host: HostContext) -> RResult<SourceBox, PluginError> {
     guard("open", || {
-        let settings: P::Settings = serde_json::from_str(settings_json.as_str()).map_err(|e| {
-            PluginError::new(
-                ErrorKind::INVALID_SETTINGS,
-                format!("the settings are not valid for this plugin: {e}"),
-                "Compare the source's settings with the plugin's settings schema (`ledgerlink plugins check PATH`).",
-            )
-        })?;
+        let settings: P::Settings = parse_settings(settings_json.as_str())?;
         let plugin = P::open(settings, Host { logger: host.logger })?;
         Ok(SourceFfi_TO::from_value(SourceAdapter { plugin }, TD_Opaque))
     })
+}
+
+/// The plugin's settings from the host's JSON. An error names the setting by
+/// its path and never quotes a value: the value may be a password.
+fn parse_settings<S: serde::de::DeserializeOwned>(json: &str) -> Result<S, PluginError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(|e| {
+        let setting = match e.path().to_string() {
+            path if path == "." => String::new(),
+            path => format!(" `{path}`"),
+        };
+        PluginError::new(
+            ErrorKind::INVALID_SETTINGS,
+            format!(
+                "the setting{setting} is not valid for this plugin: {}",
+                without_quoted_values(&e.inner().to_string())
+            ),
+            "Compare the source's settings (`[tenants.sources.settings]`) with the plugin's documentation \
+             and its settings schema (`ledgerlink plugins check PATH --json`).",
+        )
+    })
+}
+
+/// A serde "invalid type" or "invalid value" message without the values it
+/// quotes (`…` or "…"), and any message without serde_json's " at line …"
+/// (a position in JSON the host made, not in the configuration file): for
+/// settings whose values may be secrets.
+pub fn without_quoted_values(message: &str) -> String {
+    let message = message.rsplit_once(" at line ").map_or(message, |(text, _)| text);
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    let quoting_values = message.starts_with("invalid type") || message.starts_with("invalid value");
+    while let Some(start) = rest.find(['`', '"']).filter(|_| quoting_values) {
+        let quote = rest[start..].chars().next().unwrap_or('`');
+        let Some(len) = rest[start + 1..].find(quote) else { break };
+        out.push_str(rest[..start].trim_end());
+        rest = &rest[start + 1 + len + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Builds the root module for a plugin type; used by [`export_plugin!`](crate::export_plugin).
@@ -402,6 +435,43 @@ macro_rules! export_plugin {
 mod tests {
     use super::*;
     use crate::canonical::{encode_batch, DimensionType};
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Connection {
+        server: String,
+        password: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Settings {
+        connection: Connection,
+        #[serde(default)]
+        lanes: u8,
+    }
+
+    #[test]
+    fn a_settings_error_names_the_setting_and_never_its_value() {
+        let error =
+            parse_settings::<Settings>(r#"{"connection":{"server":"db","password":98765432}}"#).unwrap_err();
+        let message = error.message.to_string();
+        assert!(message.contains("`connection.password`"), "{message}");
+        assert!(message.contains("invalid type: integer, expected a string"), "{message}");
+        assert!(!message.contains("98765432") && !message.contains("at line"), "{message}");
+        let error =
+            parse_settings::<Settings>(r#"{"connection":{"server":"db","password":"x"},"lanes":"four"}"#)
+                .unwrap_err();
+        assert!(!error.message.contains("four"), "{}", error.message);
+        let error = parse_settings::<Settings>(r#"{"conection":{}}"#).unwrap_err();
+        assert!(
+            error.message.contains("unknown field `conection`"),
+            "field names are kept: {}",
+            error.message
+        );
+        assert!(parse_settings::<Settings>(r#"{"connection":{"server":"db","password":"x"}}"#).is_ok());
+    }
 
     fn dimension_types(ids: &[&str]) -> RecordBatch {
         let types = ids.iter().map(|id| DimensionType {

@@ -14,6 +14,7 @@ pub use redact::{is_secret_key, redact_json, REDACTED};
 pub use secret::Secret;
 
 use crate::schedule::{self, Schedule, ScheduleError};
+use ledgerlink_plugin_api::sdk::without_quoted_values;
 use locate::{line_col, FieldPath, Locator, Seg};
 use serde::Deserialize;
 use std::ffi::OsString;
@@ -386,7 +387,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 /// A syntax or type error from toml, with its place, field path and a resolution.
 fn parse_problem(text: &str, error: &toml::de::Error) -> Problem {
-    let message = error.message().trim().to_owned();
+    let mut message = error.message().trim().to_owned();
     let locator = Locator::new(text);
     let (mut path, mut span) = match (&locator, error.span()) {
         // An empty span at the start is toml's way of blaming the root table.
@@ -415,6 +416,9 @@ fn parse_problem(text: &str, error: &toml::de::Error) -> Problem {
         }
         resolution = "use one of the values listed above".to_owned();
     } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        if matches!(path.0.last(), Some(Seg::Key(key)) if is_secret_key(key)) {
+            message = format!("{} (the value is not shown)", without_quoted_values(&message));
+        }
         resolution = "give this key a value of the expected type (see docs/configuration.md)".to_owned();
     } else if locator.is_none() {
         resolution = "fix the TOML syntax at this position".to_owned();

@@ -406,3 +406,26 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("é\nx", 3), (2, 1));
     assert_eq!(line_col("éx", 2), (1, 2));
 }
+
+#[test]
+fn a_secret_setting_that_is_not_a_string_names_line_and_field_but_not_its_value() {
+    let text = with_source_lines(
+        "  [tenants.sources.settings]\n  connection = { server = \"db\", password = 98765432 }",
+    );
+    let p = problem(&text);
+    assert_problem(&p, 13, "tenants[0].sources[0].settings.connection.password", "not a quoted string");
+    assert!(!format!("{p:?}").contains("98765432"), "{p:#?}");
+    let p = problem(&with_source_lines("  [tenants.sources.settings]\n  api_token = true"));
+    assert_problem(&p, 13, "tenants[0].sources[0].settings.api_token", "is a boolean");
+    // Other settings may be numbers, and secrets may be nested in tables.
+    parse_ok(&with_source_lines(
+        "  [tenants.sources.settings]\n  port = 5432\n  credentials = { user = \"u\", pwd = \"p\" }",
+    ));
+}
+
+#[test]
+fn an_api_key_that_is_not_a_string_is_not_quoted_in_the_error() {
+    let p = problem(&MINIMAL.replace("api_key = \"", "api_key = 98765432 #\""));
+    assert!(!format!("{p:?}").contains("98765432"), "{p:#?}");
+    assert!(p.field.ends_with("api_key"), "{p:#?}");
+}

@@ -262,6 +262,25 @@ fn check_source<'a>(
         let field = schedule_field(&source.schedule, &e);
         issues.push(path.key("schedule").key(field), e.to_string(), schedule_resolution(&e));
     }
+    check_secret_settings(&source.settings, &path.key("settings"), issues);
+}
+
+/// A setting named like a secret (password, pwd, token, …) must be a quoted
+/// string: only strings are encrypted at rest and hidden from messages, and a
+/// plugin's type error would otherwise quote the value. The value is not shown.
+fn check_secret_settings(table: &toml::Table, path: &FieldPath, issues: &mut Issues) {
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(inner) => check_secret_settings(inner, &path.key(key), issues),
+            toml::Value::String(_) => {}
+            other if super::is_secret_key(key) => issues.push(
+                path.key(key),
+                format!("`{key}` is a {}, not a quoted string (its value is not shown)", other.type_str()),
+                format!("a secret is text: quote it, {key} = \"…\""),
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// Checks an id's syntax; `true` when it is well-formed.
