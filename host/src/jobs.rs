@@ -9,7 +9,7 @@ use crate::hub_client::{user_agent, HubClient, HubClientSettings, HubError, Refu
 use crate::pipeline::{
     sync_source, SourceSpec, SyncContext, SyncError, SyncReport, SyncRequest, YearOutcome, YearSelection,
 };
-use crate::plugins::{scan, Extractor, LoadedPlugin, PluginStatus};
+use crate::plugins::{scan, Extractor, LoadError, LoadedPlugin, PluginStatus};
 use crate::spool::Spool;
 use crate::state::StateStore;
 use crate::worker::{WorkerLimits, WorkerSource};
@@ -126,12 +126,26 @@ impl Agent {
     pub fn find_plugin(&self, id: &str) -> Result<(PathBuf, Manifest), JobError> {
         let dirs = self.plugin_dirs();
         let mut problems = Vec::new();
+        let mut claimed_by = Vec::new();
         for entry in scan(&dirs, &self.probe_exe) {
             match entry.status {
                 PluginStatus::Ok { manifest } if manifest.id == id => return Ok((entry.path, manifest)),
+                PluginStatus::Error { error: LoadError::DuplicateId { id: duplicate, .. } }
+                    if duplicate == id =>
+                {
+                    claimed_by.push(entry.path.display().to_string())
+                }
                 PluginStatus::Error { error } => problems.push(format!("{}: {error}", entry.path.display())),
                 PluginStatus::Ok { .. } => {}
             }
+        }
+        if !claimed_by.is_empty() {
+            return Err(JobError::Plugin(format!(
+                "plugin `{id}` is provided by more than one file ({}), so none of them runs. Resolution: keep the \
+                 file from the plugin's vendor and remove the others (`ledgerlink plugins list` shows each file's \
+                 version and ERP); a copied or renamed plugin must have an id of its own",
+                claimed_by.join(", ")
+            )));
         }
         let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         let mut message = format!(

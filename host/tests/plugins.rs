@@ -86,16 +86,18 @@ fn list_shows_good_plugins_and_every_broken_file_with_a_reason() {
         .collect();
     assert_eq!(by_file.len(), 7, "README.txt is not a plugin file: {by_file:?}");
 
-    let hello = by_file["a-hello-erp.so"];
-    assert_eq!(hello["status"], "ok");
-    assert_eq!(hello["id"], "hello-erp");
-    assert_eq!(hello["version"], "0.3.0");
-    assert_eq!(hello["erp_system"], "Hello ERP 1.0");
-    assert_eq!(hello["api_version"], ledgerlink_plugin_api::API_VERSION);
-    assert_eq!(by_file["panicking.so"]["status"], "ok");
+    let panicking = by_file["panicking.so"];
+    assert_eq!(panicking["status"], "ok");
+    assert_eq!(panicking["id"], "panicking");
+    assert_eq!(panicking["api_version"], ledgerlink_plugin_api::API_VERSION);
 
     let kind = |file: &str| by_file[file]["error"]["kind"].as_str().unwrap_or("<ok>").to_owned();
-    assert_eq!(kind("z-hello-erp-copy.so"), "duplicate_id");
+    // Two files with one id: neither is used, whichever sorts first.
+    for (file, other) in [("a-hello-erp.so", "z-hello-erp-copy.so"), ("z-hello-erp-copy.so", "a-hello-erp.so")] {
+        assert_eq!(kind(file), "duplicate_id");
+        let message = by_file[file]["error"]["message"].as_str().unwrap();
+        assert!(message.contains(other) && message.contains("none of these files is used"), "{message}");
+    }
     assert_eq!(kind("wrong-api-major.so"), "incompatible_api");
     assert_eq!(kind("no-root-module.so"), "missing_root_module");
     assert_eq!(kind("not-a-library.so"), "not_a_library");

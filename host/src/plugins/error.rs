@@ -59,13 +59,13 @@ pub enum LoadError {
         /// What is wrong with it.
         detail: String,
     },
-    /// Another file already provides a plugin with this id.
-    #[error("duplicate plugin id `{id}`: already provided by {}", first.display())]
+    /// Other files provide a plugin with the same id: none of them is used.
+    #[error("duplicate plugin id `{id}`: also provided by {}; none of these files is used", others.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     DuplicateId {
         /// The id.
         id: String,
-        /// The file that provides it first.
-        first: PathBuf,
+        /// The other files that provide it.
+        others: Vec<PathBuf>,
     },
     /// The probe process could not be run or answered nonsense.
     #[error("the plugin could not be probed: {detail}")]
@@ -118,9 +118,9 @@ impl LoadError {
             LoadError::InitFailed { .. } | LoadError::InvalidManifest { .. } => {
                 "Report this to the plugin's vendor; run `ledgerlink plugins check PATH` for details.".into()
             }
-            LoadError::DuplicateId { .. } => {
-                "Keep one file per plugin id: remove the older file from the plugin directories.".into()
-            }
+            LoadError::DuplicateId { .. } => "Keep one file per plugin id: remove the others from the plugin \
+                directories (a copied or renamed plugin must change its id), and sources of this id run again."
+                .into(),
             LoadError::ProbeFailed { .. } => {
                 "Check that the ledgerlink executable can be started and that the plugin file is readable.".into()
             }

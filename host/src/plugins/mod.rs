@@ -52,8 +52,9 @@ pub enum PluginStatus {
 
 /// Discovers and probes every plugin file in `dirs`, marking duplicate ids.
 ///
-/// The first file (in directory order, then file name order) with an id wins; a
-/// later file with the same id is reported as a duplicate.
+/// When several files provide one id, none of them is used: which one wins by
+/// name or directory order would be an accident, and a copied example or an
+/// old file left behind must not take over a source silently.
 pub fn scan(dirs: &[PathBuf], probe_exe: &Path) -> Vec<PluginEntry> {
     let files: Vec<PathBuf> = dirs.iter().flat_map(|dir| discover(dir)).collect();
     let mut entries: Vec<PluginEntry> = std::thread::scope(|scope| {
@@ -70,19 +71,19 @@ pub fn scan(dirs: &[PathBuf], probe_exe: &Path) -> Vec<PluginEntry> {
             })
             .collect()
     });
-    let mut first_by_id: HashMap<String, PathBuf> = HashMap::new();
-    for entry in &mut entries {
+    let mut files_by_id: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    for entry in &entries {
         if let PluginStatus::Ok { manifest } = &entry.status {
-            match first_by_id.get(&manifest.id) {
-                Some(first) => {
-                    entry.status = PluginStatus::Error {
-                        error: LoadError::DuplicateId { id: manifest.id.clone(), first: first.clone() },
-                    }
-                }
-                None => {
-                    first_by_id.insert(manifest.id.clone(), entry.path.clone());
-                }
-            }
+            files_by_id.entry(manifest.id.clone()).or_default().push(entry.path.clone());
+        }
+    }
+    for entry in &mut entries {
+        let PluginStatus::Ok { manifest } = &entry.status else { continue };
+        let files = &files_by_id[&manifest.id];
+        if files.len() > 1 {
+            let others = files.iter().filter(|p| **p != entry.path).cloned().collect();
+            entry.status =
+                PluginStatus::Error { error: LoadError::DuplicateId { id: manifest.id.clone(), others } };
         }
     }
     entries

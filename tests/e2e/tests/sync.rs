@@ -767,3 +767,20 @@ fn a_part_larger_than_the_hub_accepts_is_a_configuration_error_and_waits_for_a_l
         hub.restart_with_args(&[])
     });
 }
+
+#[test]
+fn two_plugin_files_with_one_id_run_neither_and_the_sync_says_which() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    // A partner's copy of the example that kept its id.
+    std::fs::copy(plugin_library("hello_erp"), agent.dir().join("plugins/libacme_erp.so")).expect("copy");
+    let output = agent.sync("hello", &[]);
+    let text = text(&output);
+    assert_eq!(exit_code(&output), 4, "{text}");
+    assert!(text.contains("plugin `hello-erp` is provided by more than one file"), "{text}");
+    assert!(text.contains("libacme_erp.so") && text.contains("libhello_erp.so"), "names both: {text}");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 0, "nothing ran");
+    std::fs::remove_file(agent.dir().join("plugins/libacme_erp.so")).expect("remove the copy");
+    assert_eq!(exit_code(&agent.sync("hello", &[])), 0, "one file again: it runs");
+}
