@@ -16,7 +16,7 @@
 //! Before upload every part is checked against the manifest's size and SHA-256;
 //! a damaged entry is removed and its data re-extracted by the next sync.
 
-use crate::state::{random_hex, SnapshotKey};
+use crate::state::{create_private_dir_all, random_hex, SnapshotKey};
 use ledgerlink_protocol::{sha256_hex, snapshot_id, EncodedPart, Manifest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -250,7 +250,7 @@ impl Spool {
     /// Opens the spool, creating it, and removes snapshots torn by a crash.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
         for sub in ["tmp", "ready", CLAIMS] {
-            fs::create_dir_all(dir.join(sub)).map_err(io(dir))?;
+            create_private_dir_all(&dir.join(sub)).map_err(io(dir))?;
         }
         // A snapshot being written is locked by its writer (another job, or
         // another process); what nobody holds was torn by an interrupted write.
@@ -507,6 +507,19 @@ mod tests {
         assert!(!torn.exists(), "a snapshot nobody writes was torn and is removed");
         drop(writing);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "nothing left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_spool_is_readable_by_its_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool_dir = dir.path().join("data/spool");
+        Spool::open(&spool_dir, u64::MAX).unwrap();
+        for created in [dir.path().join("data"), spool_dir.clone(), spool_dir.join("ready")] {
+            let mode = fs::metadata(&created).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", created.display());
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl StateStore {
     pub fn open(data_dir: &Path) -> Result<Self, StateError> {
         let path = data_dir.join("state.sqlite");
         let fail = |source| StateError { path: path.clone(), source };
-        if let Err(e) = std::fs::create_dir_all(data_dir) {
+        if let Err(e) = create_private_dir_all(data_dir) {
             return Err(fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))));
         }
         let db = Connection::open(&path).map_err(fail)?;
@@ -361,6 +361,17 @@ fn migrate(db: &Connection) -> rusqlite::Result<()> {
         db.execute_batch("ALTER TABLE acknowledged ADD COLUMN plugin TEXT NOT NULL DEFAULT ''")?;
     }
     Ok(())
+}
+
+/// Creates `path` and its missing parents readable by this user only (0700 on
+/// Unix): the data directory and the spool hold the customer's books. An
+/// existing directory keeps its permissions.
+pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// `bytes` random bytes from the OS, as lower-case hex.
