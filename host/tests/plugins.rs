@@ -93,7 +93,9 @@ fn list_shows_good_plugins_and_every_broken_file_with_a_reason() {
 
     let kind = |file: &str| by_file[file]["error"]["kind"].as_str().unwrap_or("<ok>").to_owned();
     // Two files with one id: neither is used, whichever sorts first.
-    for (file, other) in [("a-hello-erp.so", "z-hello-erp-copy.so"), ("z-hello-erp-copy.so", "a-hello-erp.so")] {
+    for (file, other) in
+        [("a-hello-erp.so", "z-hello-erp-copy.so"), ("z-hello-erp-copy.so", "a-hello-erp.so")]
+    {
         assert_eq!(kind(file), "duplicate_id");
         let message = by_file[file]["error"]["message"].as_str().unwrap();
         assert!(message.contains(other) && message.contains("none of these files is used"), "{message}");

@@ -422,6 +422,11 @@ fn sync_year(
     force: bool,
     in_flight: &InFlight,
 ) -> Result<Prepared, SyncError> {
+    let Some(_extracting) = ctx.spool.lock_year(key)? else {
+        let reason =
+            "another run is extracting this year (a `ledgerlink sync` or the service); it uploads it";
+        return Ok(Prepared::Done(YearOutcome::Spooled { reason: reason.into() }));
+    };
     let token = match source.change_token(&company.id, key.fiscal_year) {
         Ok(token) => Some(token),
         Err(e) => return Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() })),

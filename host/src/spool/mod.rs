@@ -11,7 +11,10 @@
 //!   file in it was fsync'd;
 //! - `claims/<entry name>.lock` — locked (advisory, `File::try_lock`) by the run
 //!   that delivers that entry, so two runs (jobs of one tenant's sources, or the
-//!   service and a `ledgerlink sync`) never upload or remove the same entry at once.
+//!   service and a `ledgerlink sync`) never upload or remove the same entry at once;
+//! - `extracting/<hash of tenant, source, company, year>.lock` — locked by the run
+//!   that extracts that year, so two runs never read the same year from the ERP
+//!   at once (one lock file per company and year, kept).
 //!
 //! Before upload every part is checked against the manifest's size and SHA-256;
 //! a damaged entry is removed and its data re-extracted by the next sync.
@@ -155,6 +158,9 @@ fn now_nanos() -> u128 {
         .unwrap_or_default()
 }
 
+/// The sub-directory of the lock files of years being extracted.
+const EXTRACTING: &str = "extracting";
+
 /// The sub-directory of the claims' lock files.
 const CLAIMS: &str = "claims";
 
@@ -249,7 +255,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
 impl Spool {
     /// Opens the spool, creating it, and removes snapshots torn by a crash.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, SpoolError> {
-        for sub in ["tmp", "ready", CLAIMS] {
+        for sub in ["tmp", "ready", CLAIMS, EXTRACTING] {
             create_private_dir_all(&dir.join(sub)).map_err(io(dir))?;
         }
         // A snapshot being written is locked by its writer (another job, or
@@ -316,6 +322,14 @@ impl Spool {
     /// True when `more` bytes fit under the bound.
     pub fn has_room_for(&self, more: u64) -> bool {
         self.usage().saturating_add(more) <= self.max_bytes
+    }
+
+    /// Locks a company's year for extraction: `None` while another run extracts it.
+    pub fn lock_year(&self, key: &SnapshotKey) -> Result<Option<File>, SpoolError> {
+        let name = sha256_hex(
+            format!("{}\0{}\0{}\0{}", key.tenant, key.source, key.company, key.fiscal_year).as_bytes(),
+        );
+        try_lock_file(&self.dir.join(EXTRACTING).join(&name[..32]).with_extension("lock"))
     }
 
     /// Starts writing a snapshot (locked against other runs' sweeps of `tmp/`).
@@ -507,6 +521,23 @@ mod tests {
         assert!(!torn.exists(), "a snapshot nobody writes was torn and is removed");
         drop(writing);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "nothing left behind");
+    }
+
+    #[test]
+    fn one_run_at_a_time_extracts_a_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let key = |year| SnapshotKey {
+            tenant: "t".into(),
+            source: "s".into(),
+            company: "1/a".into(),
+            fiscal_year: year,
+        };
+        let first = spool.lock_year(&key(2025)).unwrap().expect("free");
+        assert!(spool.lock_year(&key(2025)).unwrap().is_none(), "held by the first run");
+        assert!(spool.lock_year(&key(2024)).unwrap().is_some(), "another year is free");
+        drop(first);
+        assert!(spool.lock_year(&key(2025)).unwrap().is_some(), "free again");
     }
 
     #[cfg(unix)]

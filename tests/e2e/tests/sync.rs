@@ -784,3 +784,30 @@ fn two_plugin_files_with_one_id_run_neither_and_the_sync_says_which() {
     std::fs::remove_file(agent.dir().join("plugins/libacme_erp.so")).expect("remove the copy");
     assert_eq!(exit_code(&agent.sync("hello", &[])), 0, "one file again: it runs");
 }
+
+#[test]
+fn a_year_another_run_is_extracting_is_left_to_it_and_not_read_twice() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
+    let spool =
+        ledgerlink_host::spool::Spool::open(&agent.dir().join("data/spool"), u64::MAX).expect("spool");
+    let year = |fiscal_year| ledgerlink_host::state::SnapshotKey {
+        tenant: "acme".into(),
+        source: "hello".into(),
+        company: "1".into(),
+        fiscal_year,
+    };
+    // Held as a `ledgerlink sync` extracting 2025 of company 1 would.
+    let extracting = spool.lock_year(&year(2025)).expect("lock").expect("free");
+    let output = agent.sync("hello", &["--company", "1"]);
+    let text = text(&output);
+    assert_eq!(exit_code(&output), 6, "{text}");
+    assert!(text.contains("another run is extracting this year"), "{text}");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2024), 1, "the other year went: {text}");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 0, "{text}");
+    assert!(agent.spooled().is_empty(), "2025 was not read: {text}");
+    drop(extracting);
+    assert_eq!(exit_code(&agent.sync("hello", &["--company", "1"])), 0);
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
+}
