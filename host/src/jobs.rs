@@ -76,7 +76,7 @@ impl SyncReport {
             Exit::Source
         } else if any(|o| matches!(o, YearOutcome::Invalid { .. } | YearOutcome::Refused { .. })) {
             Exit::Validation
-        } else if any(|o| matches!(o, YearOutcome::Spooled { .. })) {
+        } else if any(|o| matches!(o, YearOutcome::Spooled { .. } | YearOutcome::Deferred { .. })) {
             Exit::Spooled
         } else if any(|o| matches!(o, YearOutcome::Uploaded { .. })) {
             Exit::Success

@@ -283,7 +283,8 @@ pub struct SyncResult {
     pub company: String,
     /// Fiscal year.
     pub year: i32,
-    /// `uploaded`, `unchanged`, `spooled`, `invalid` or `failed`.
+    /// `uploaded`, `unchanged`, `spooled`, `deferred` (not extracted yet: spool
+    /// full, or another run extracts it), `invalid` or `failed`.
     pub outcome: String,
     /// What went wrong, for `invalid`, `failed` and `spooled`.
     #[serde(default)]

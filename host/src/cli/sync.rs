@@ -73,6 +73,7 @@ fn describe(outcome: &YearOutcome) -> (&'static str, String) {
             ("uploaded", format!("snapshot {snapshot_id} ({lines} voucher lines)"))
         }
         YearOutcome::Spooled { reason } => ("spooled", reason.clone()),
+        YearOutcome::Deferred { reason } => ("deferred", reason.clone()),
         YearOutcome::Invalid { report } => {
             let first: Vec<String> = report.problems.iter().take(5).map(|p| p.to_string()).collect();
             (
@@ -89,7 +90,8 @@ fn summary(exit: Exit) -> &'static str {
     match exit {
         Exit::Success => "Done: everything changed was uploaded and acknowledged by the hub.",
         Exit::NothingChanged => "Done: nothing changed since the last upload.",
-        Exit::Spooled => "Spooled: the data is safe on disk and will be uploaded by the next run.",
+        Exit::Spooled => "Spooled: what was extracted is safe on disk and goes with the next run; \
+                          a deferred year is extracted by a later run.",
         Exit::Validation => {
             "Some data is invalid, or was refused by the hub, and was not uploaded (see above)."
         }

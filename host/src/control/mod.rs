@@ -145,6 +145,7 @@ fn outcome_name(outcome: &YearOutcome) -> (&'static str, Option<String>) {
         YearOutcome::Unchanged => ("unchanged", None),
         YearOutcome::Uploaded { .. } => ("uploaded", None),
         YearOutcome::Spooled { reason } => ("spooled", Some(reason.clone())),
+        YearOutcome::Deferred { reason } => ("deferred", Some(reason.clone())),
         YearOutcome::Invalid { report } => (
             "invalid",
             Some(format!(

@@ -77,6 +77,12 @@ pub enum YearOutcome {
         /// Why it was not delivered now.
         reason: String,
     },
+    /// Not extracted now (the spool is full, or another run extracts it); a
+    /// later run extracts it. Nothing of it is on disk.
+    Deferred {
+        /// Why it waits.
+        reason: String,
+    },
     /// Refused by the hub: it stays in the spool until the cause is fixed.
     Refused {
         /// What kind of refusal (decides the exit code).
@@ -391,6 +397,9 @@ fn log_outcome(key: &SnapshotKey, outcome: &YearOutcome) {
         YearOutcome::Spooled { reason } => {
             tracing::warn!(source = %key.source, company, year, %reason, "Spooled; it will be uploaded later.")
         }
+        YearOutcome::Deferred { reason } => {
+            tracing::warn!(source = %key.source, company, year, %reason, "Not extracted now; a later run extracts it.")
+        }
         YearOutcome::Invalid { report } => tracing::error!(
             source = %key.source, company, year, problems = report.total_problems,
             first = %report.problems.first().map(|p| p.to_string()).unwrap_or_default(),
@@ -425,7 +434,7 @@ fn sync_year(
     let Some(_extracting) = ctx.spool.lock_year(key)? else {
         let reason =
             "another run is extracting this year (a `ledgerlink sync` or the service); it uploads it";
-        return Ok(Prepared::Done(YearOutcome::Spooled { reason: reason.into() }));
+        return Ok(Prepared::Done(YearOutcome::Deferred { reason: reason.into() }));
     };
     let token = match source.change_token(&company.id, key.fiscal_year) {
         Ok(token) => Some(token),
@@ -451,7 +460,7 @@ fn sync_year(
             ctx.spool.usage(),
             ctx.spool.max_bytes()
         );
-        return Ok(Prepared::Done(YearOutcome::Spooled { reason }));
+        return Ok(Prepared::Done(YearOutcome::Deferred { reason }));
     }
     let expected = ctx.state.counts(key)?;
     let format = ctx.hub.part_format();
@@ -500,7 +509,7 @@ fn sync_year(
                         "the spool filled up during extraction ({} bytes allowed)",
                         ctx.spool.max_bytes()
                     );
-                    return Ok(Prepared::Done(YearOutcome::Spooled { reason }));
+                    return Ok(Prepared::Done(YearOutcome::Deferred { reason }));
                 }
             }
         }

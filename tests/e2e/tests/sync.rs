@@ -610,6 +610,10 @@ fn a_full_spool_makes_extraction_wait_and_says_why() {
         (1..4).contains(&spooled),
         "some snapshots wait in the spool, the rest was not extracted: {spooled}"
     );
+    // What is on disk is reported spooled; what was not extracted, deferred.
+    let out = text(&output);
+    assert_eq!(out.matches("spooled      company").count(), spooled, "{out}");
+    assert_eq!(out.matches("deferred     company").count(), 4 - spooled, "{out}");
 
     hub.restart();
     let first = agent.sync("hello", &[]);
