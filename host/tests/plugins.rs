@@ -130,6 +130,25 @@ fn list_table_names_the_crash_signal_of_a_truncated_library() {
 }
 
 #[test]
+fn a_plugin_whose_code_panics_while_loading_is_named_a_plugin_bug_with_its_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(library("fixture_misbehaving"), dir.path().join("misbehaving.so")).unwrap();
+    let output = Command::new(ledgerlink_exe())
+        .args(["plugins", "list", "--json", "--plugin-dir"])
+        .arg(dir.path())
+        .env("MISBEHAVING_PANIC_IN_MANIFEST", "1")
+        .output()
+        .unwrap();
+    let json = stdout_json(&output);
+    let error = &json["plugins"][0]["error"];
+    assert_eq!(error["kind"], "panicked", "{json}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("manifest bug: the id is missing"), "{message}");
+    assert!(!message.contains("damaged"), "not blamed on the file: {message}");
+    assert!(error["resolution"].as_str().unwrap().contains("panic = \"unwind\""), "{error}");
+}
+
+#[test]
 fn list_of_only_good_plugins_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(library("hello_erp"), dir.path().join("hello.so")).unwrap();

@@ -90,8 +90,10 @@ fn summary(exit: Exit) -> &'static str {
     match exit {
         Exit::Success => "Done: everything changed was uploaded and acknowledged by the hub.",
         Exit::NothingChanged => "Done: nothing changed since the last upload.",
-        Exit::Spooled => "Spooled: what was extracted is safe on disk and goes with the next run; \
-                          a deferred year is extracted by a later run.",
+        Exit::Spooled => {
+            "Spooled: what was extracted is safe on disk and goes with the next run; \
+                          a deferred year is extracted by a later run."
+        }
         Exit::Validation => {
             "Some data is invalid, or was refused by the hub, and was not uploaded (see above)."
         }

@@ -21,8 +21,19 @@ pub enum LoadError {
         /// "signal 7 (SIGBUS)" or "exit code 101".
         how: String,
     },
+    /// The plugin's own code panicked (with `panic = "abort"`, or in a library
+    /// constructor) while it was loaded: a bug in the plugin, not a damaged file.
+    #[error(
+        "the plugin's code panicked while it was loaded, which ended the probe process ({how}): {panic}"
+    )]
+    Panicked {
+        /// "signal 6 (SIGABRT)" or "exit code 101".
+        how: String,
+        /// The panic message, from the probe's stderr.
+        panic: String,
+    },
     /// Loading the file did not finish in time.
-    #[error("loading the file did not finish within {secs} s")]
+    #[error("loading the file did not finish within {secs} s (a damaged file, or plugin code that blocks while it is loaded)")]
     Hung {
         /// The limit that was exceeded.
         secs: u64,
@@ -81,6 +92,7 @@ impl LoadError {
         match self {
             LoadError::NotALibrary { .. } => "not_a_library",
             LoadError::Crashed { .. } => "crashed",
+            LoadError::Panicked { .. } => "panicked",
             LoadError::Hung { .. } => "hung",
             LoadError::MissingRootModule { .. } => "missing_root_module",
             LoadError::IncompatibleApi { .. } => "incompatible_api",
@@ -100,6 +112,10 @@ impl LoadError {
                 std::env::consts::ARCH,
                 std::env::consts::OS
             ),
+            LoadError::Panicked { .. } => "Report it to the plugin's vendor with this message. If you build \
+                the plugin: fix the panic, return the manifest without I/O, and keep `panic = \"unwind\"` in \
+                every profile (the SDK contains panics only when they unwind)."
+                .into(),
             LoadError::Crashed { .. } | LoadError::Hung { .. } => {
                 "Copy the plugin file again from its original package (compare its checksum), then run \
                  `ledgerlink plugins list` again."

@@ -72,7 +72,11 @@ pub fn probe(probe_exe: &Path, path: &Path) -> ProbeOutcome {
     };
     if !status.success() {
         tracing::debug!(path = %path.display(), stderr = %stderr.trim_end(), "Plugin probe process failed.");
-        return Err(LoadError::Crashed { how: exit_status::describe(status) });
+        let how = exit_status::describe(status);
+        return Err(match panic_message(&stderr) {
+            Some(panic) => LoadError::Panicked { how, panic },
+            None => LoadError::Crashed { how },
+        });
     }
     let line = stdout.lines().rev().find_map(|l| l.strip_prefix(RESULT_MARKER)).ok_or_else(|| {
         LoadError::ProbeFailed {
@@ -86,6 +90,23 @@ pub fn probe(probe_exe: &Path, path: &Path) -> ProbeOutcome {
     }
 }
 
+/// The panic the probe's stderr reports (`thread '…' panicked at FILE:LINE:COL:`
+/// and the message on the next lines), shortened to one line.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at ")?;
+    let text: Vec<&str> = stderr[start + "panicked at ".len()..]
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("note:") && !line.starts_with("stack backtrace"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    let line = text.join(" ");
+    Some(match line.char_indices().nth(300) {
+        Some((end, _)) => format!("{} …", &line[..end]),
+        None => line,
+    })
+}
+
 /// The child side: loads the plugin in this process and prints the outcome.
 pub fn run_probe_child(path: &Path) -> ExitCode {
     let outcome = match LoadedPlugin::load_vetted(path) {
@@ -97,4 +118,16 @@ pub fn run_probe_child(path: &Path) -> ExitCode {
     let _ = writeln!(stdout, "{RESULT_MARKER}{json}");
     let _ = stdout.flush();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn the_panic_is_read_from_the_probes_stderr() {
+        let stderr = "\nthread 'main' panicked at src/lib.rs:41:9:\nmanifest bug: no id\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\nfatal runtime error: failed to initiate panic, error 5\n";
+        assert_eq!(panic_message(stderr).as_deref(), Some("src/lib.rs:41:9: manifest bug: no id"));
+        assert_eq!(panic_message("Bus error\n"), None, "a crash without a panic is a damaged file");
+    }
 }
