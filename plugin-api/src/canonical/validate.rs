@@ -147,8 +147,9 @@ struct LineFields<'a> {
     supplier_id: Option<&'a str>,
     tax_code: Option<&'a str>,
     currency: Option<&'a str>,
-    has_amount_currency: bool,
     amount: Decimal,
+    amount_currency: Option<Decimal>,
+    tax_amount: Option<Decimal>,
     source_key: &'a str,
 }
 
@@ -164,8 +165,9 @@ macro_rules! line_fields {
             supplier_id: line.supplier_id.as_deref(),
             tax_code: line.tax_code.as_deref(),
             currency: line.currency.as_deref(),
-            has_amount_currency: line.amount_currency.is_some(),
             amount: line.amount,
+            amount_currency: line.amount_currency,
+            tax_amount: line.tax_amount,
             source_key: &line.source_key,
         }
     }};
@@ -209,6 +211,15 @@ impl Findings {
     fn require(&mut self, entity: Entity, source_key: &str, field: &str, value: &str) {
         if value.trim().is_empty() {
             self.problem(entity, source_key, field, "is empty".into());
+        }
+    }
+
+    /// Money is kept to the cent: SAF-T, the hub's exports and every ERP report
+    /// use two decimals, and a third one would only surface at the export.
+    fn check_money(&mut self, entity: Entity, source_key: &str, field: &str, amount: Option<Decimal>) {
+        if let Some(amount) = amount.filter(|a| a.scale() > 2 && a.normalize().scale() > 2) {
+            let msg = format!("`{amount}` has more than 2 decimals; money is kept to the cent (round it as the ERP shows it)");
+            self.problem(entity, source_key, field, msg);
         }
     }
 
@@ -274,8 +285,12 @@ impl MasterData {
     ) {
         let entity = Entity::VoucherLines;
         let key = line.source_key;
+        findings.require(entity, key, "source_key", key);
         findings.require(entity, key, "voucher_id", line.voucher_id);
         findings.require(entity, key, "account_id", line.account_id);
+        findings.check_money(entity, key, "amount", Some(line.amount));
+        findings.check_money(entity, key, "amount_currency", line.amount_currency);
+        findings.check_money(entity, key, "tax_amount", line.tax_amount);
         self.check_reference(findings, key, "account_id", Entity::Accounts, Some(line.account_id));
         self.check_reference(findings, key, "customer_id", Entity::Customers, line.customer_id);
         self.check_reference(findings, key, "supplier_id", Entity::Suppliers, line.supplier_id);
@@ -284,7 +299,7 @@ impl MasterData {
             self.check_reference(findings, key, "dimensions", Entity::DimensionTypes, Some(dimension_type));
         }
         findings.check_currency(entity, key, "currency", line.currency);
-        if line.currency.is_some() && !line.has_amount_currency {
+        if line.currency.is_some() && line.amount_currency.is_none() {
             let msg = "is missing while `currency` is set".into();
             findings.problem(entity, key, "amount_currency", msg);
         }
@@ -662,6 +677,43 @@ mod tests {
         let p = &report.problems[0];
         assert_eq!((p.field.as_str(), p.source_key.as_str()), ("amount", "AcTr:7:1920"));
         assert!(p.message.contains("sum to 0.01"), "{}", p.message);
+    }
+
+    #[test]
+    fn money_past_the_cent_and_an_empty_source_key_are_named() {
+        let mut v = SnapshotValidator::default();
+        v.observe(&RecordBatch::Accounts(vec![account("1920"), account("3000")]));
+        let mut taxed = line("2", "3000", "-12500.004");
+        taxed.tax_amount = Some(Decimal::from_str("0.001").unwrap());
+        let mut unkeyed = line("3", "1920", "1.00");
+        unkeyed.source_key = " ".into();
+        v.observe(&RecordBatch::VoucherLines(vec![
+            line("1", "1920", "12500.0000"),
+            line("1", "3000", "-12500.00"),
+            line("2", "1920", "12500.004"),
+            taxed,
+            unkeyed,
+            line("3", "3000", "-1"),
+        ]));
+        let report = v.finish();
+        let fields: Vec<(&str, &str)> =
+            report.problems.iter().map(|p| (p.field.as_str(), p.source_key.as_str())).collect();
+        assert_eq!(
+            fields,
+            [
+                ("amount", "AcTr:2:1920"),
+                ("amount", "AcTr:2:3000"),
+                ("tax_amount", "AcTr:2:3000"),
+                ("source_key", " ")
+            ],
+            "trailing zeros are fine: {:?}",
+            report.problems
+        );
+        assert!(
+            report.problems[0].message.contains("`12500.004` has more than 2 decimals"),
+            "{:?}",
+            report.problems
+        );
     }
 
     #[test]
