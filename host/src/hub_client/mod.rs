@@ -89,6 +89,17 @@ pub enum HubError {
         /// The hub's message.
         message: String,
     },
+    /// TLS with the server at `hub.url` failed in a way no retry changes: its
+    /// certificate is not trusted, or it does not speak TLS on that port.
+    #[error("{}", tls_text(.url, *.problem, .detail))]
+    Tls {
+        /// The hub URL.
+        url: String,
+        /// Which failure.
+        problem: TlsProblem,
+        /// The TLS library's words.
+        detail: String,
+    },
     /// The spooled snapshot is damaged.
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -103,18 +114,22 @@ impl HubError {
         matches!(self, HubError::Unreachable { .. })
     }
 
-    /// What kind of refusal this is, when the hub refused the request.
+    /// What kind of refusal this is, when the hub refused the request (or
+    /// could not be spoken to safely).
     pub fn refusal(&self) -> Option<Refusal> {
         match self {
             HubError::Rejected { status, code, .. } => Some(Refusal::of(*status, code)),
+            HubError::Tls { problem: TlsProblem::Certificate, .. } => Some(Refusal::Certificate),
+            HubError::Tls { problem: TlsProblem::NotTls, .. } => Some(Refusal::NotAHub),
             _ => None,
         }
     }
 
     /// True when no other upload of this run can succeed either: the hub is
-    /// unreachable, refuses the tenant's key, or is not at `hub.url`.
+    /// unreachable, refuses the tenant's key, cannot be trusted, or is not at `hub.url`.
     pub fn stops_every_upload(&self) -> bool {
-        self.is_transient() || matches!(self.refusal(), Some(Refusal::Credentials | Refusal::NotAHub))
+        self.is_transient()
+            || matches!(self.refusal(), Some(Refusal::Credentials | Refusal::NotAHub | Refusal::Certificate))
     }
 }
 
@@ -130,6 +145,46 @@ pub enum Refusal {
     TooLarge,
     /// The hub's checks refused this snapshot.
     Snapshot,
+    /// The hub's TLS certificate is not trusted.
+    Certificate,
+}
+
+/// A TLS failure that retrying cannot fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The certificate is not trusted (unknown CA, wrong name, expired).
+    Certificate,
+    /// The server does not speak TLS on that port.
+    NotTls,
+}
+
+impl TlsProblem {
+    /// The problem a transport error describes, if it is one of these (by the
+    /// words of rustls, which the e2e tests against a real TLS hub pin down).
+    fn of(detail: &str) -> Option<TlsProblem> {
+        if detail.contains("invalid peer certificate") {
+            Some(TlsProblem::Certificate)
+        } else if detail.contains("received corrupt message") {
+            Some(TlsProblem::NotTls)
+        } else {
+            None
+        }
+    }
+}
+
+fn tls_text(url: &str, problem: TlsProblem, detail: &str) -> String {
+    const KEPT: &str = "The data stays in the spool and goes with the first run after that.";
+    match problem {
+        TlsProblem::Certificate => format!(
+            "the hub at {url} cannot be trusted: {detail}. Resolution: if its certificate comes from a private \
+             CA (or from a proxy that inspects TLS), put that CA in `hub.ca_file`; check that `hub.url` names \
+             the host the certificate is for. {KEPT}"
+        ),
+        TlsProblem::NotTls => format!(
+            "the server at {url} does not speak TLS on that port ({detail}). Resolution: check the port in \
+             `hub.url`, or use http:// for a hub on this machine's loopback address. {KEPT}"
+        ),
+    }
 }
 
 impl Refusal {
@@ -165,6 +220,7 @@ fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -
              `--max-parts`; ask the central service) or the proxy's (nginx: `client_max_body_size`) — to at \
              least 64 MiB per part. {KEPT}"
         ),
+        Refusal::Certificate => tls_text(url, TlsProblem::Certificate, message),
         Refusal::Snapshot => format!(
             "the hub at {url} refused {what}: {status} {code}: {message}. Resolution: the hub's checks \
              disagree with this agent's, so their versions may differ: update the agent and its plugins, \
@@ -232,7 +288,15 @@ impl HubClient {
         let mut last = String::new();
         for attempt in 1..=retry.attempts.max(1) {
             let outcome = match build().bearer_auth(&self.settings.api_key).send() {
-                Err(e) => Attempt::Retry(describe_reqwest(e)),
+                Err(e) => {
+                    let detail = describe_reqwest(e);
+                    match TlsProblem::of(&detail) {
+                        Some(problem) => {
+                            Attempt::Fail(HubError::Tls { url: self.settings.url.clone(), problem, detail })
+                        }
+                        None => Attempt::Retry(detail),
+                    }
+                }
                 Ok(r) if r.status().is_success() => Attempt::Done(r),
                 Ok(r) if r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS => {
                     if let Some(wait) = retry_after(&r) {

@@ -643,8 +643,11 @@ fn the_agent_uploads_over_https_trusting_a_private_ca_and_refuses_an_unknown_one
     let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[hello_source()]);
 
     let untrusted = agent.sync("hello", &["--company", "1", "--year", "2025"]);
-    assert_eq!(exit_code(&untrusted), 6, "{}", text(&untrusted));
-    assert!(text(&untrusted).contains("certificate"), "{}", text(&untrusted));
+    let output = text(&untrusted);
+    assert_eq!(exit_code(&untrusted), 3, "not a passing outage but the configuration's to fix: {output}");
+    assert!(output.contains("cannot be trusted") && output.contains("certificate"), "{output}");
+    assert!(output.contains("Resolution:") && output.contains("`hub.ca_file`"), "{output}");
+    assert_eq!(agent.spooled().len(), 1, "the data waits in the spool");
 
     let config = std::fs::read_to_string(&agent.config).unwrap();
     let config =
@@ -814,4 +817,15 @@ fn a_year_another_run_is_extracting_is_left_to_it_and_not_read_twice() {
     drop(extracting);
     assert_eq!(exit_code(&agent.sync("hello", &["--company", "1"])), 0);
     assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1);
+}
+
+#[test]
+fn https_to_a_port_without_tls_is_a_configuration_error_naming_the_port() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let https = hub.url.replace("http://", "https://");
+    let agent = Agent::new(&[plugin_library("hello_erp")], &https, &key, &[hello_source()]);
+    refused_then_delivered(&mut hub, &key, &agent, "does not speak TLS on that port", |hub| {
+        edit_config(&agent, &https, &hub.url);
+    });
 }
