@@ -374,3 +374,31 @@ fn plugin_log_lines_reach_the_host_log_tagged_with_the_plugin() {
         "{stderr}"
     );
 }
+
+#[test]
+fn list_without_a_directory_lists_the_configurations_plugin_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("configured-plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(library("hello_erp"), plugins.join("hello.so")).unwrap();
+    let missing = dir.path().join("not-there");
+    let config = dir.path().join("ledgerlink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hub]\nurl = \"https://hub.example.com\"\n[plugins]\ndirectories = [{plugins:?}, {missing:?}]\n\
+             [[tenants]]\nid = \"acme\"\napi_key = \"llk_x\"\n  [[tenants.sources]]\n  id = \"s\"\n  plugin = \"hello-erp\"\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(ledgerlink_exe())
+        .args(["plugins", "list"])
+        .env("LEDGERLINK_CONFIG", &config)
+        .env_remove("LEDGERLINK_PLUGIN_DIR")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("hello-erp") && stdout.contains("configured-plugins"), "{stdout}");
+    assert!(stderr.contains("not-there does not exist") && stderr.contains("Resolution:"), "{stderr}");
+    assert_eq!(output.status.code(), Some(1), "a missing directory is a problem: {stdout}{stderr}");
+}

@@ -5,10 +5,19 @@ use crate::plugins::{scan, LoadErrorView, PluginStatus};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-/// Lists the plugin files of `dirs`; exit 1 when any file is unusable.
+/// Lists the plugin files of `dirs`; exit 1 when any file is unusable or a
+/// directory does not exist.
 pub fn run(dirs: &[PathBuf], probe_exe: &Path, as_json: bool) -> Exit {
     let entries = scan(dirs, probe_exe);
     let broken = entries.iter().filter(|e| matches!(e.status, PluginStatus::Error { .. })).count();
+    let missing: Vec<&PathBuf> = dirs.iter().filter(|d| !d.is_dir()).collect();
+    for dir in &missing {
+        eprintln!(
+            "The plugin directory {} does not exist. Resolution: create it and copy the plugin files there, \
+             or correct `plugins.directories` (or --plugin-dir).",
+            dir.display()
+        );
+    }
     if as_json {
         let plugins: Vec<_> = entries
             .iter()
@@ -60,7 +69,7 @@ pub fn run(dirs: &[PathBuf], probe_exe: &Path, as_json: bool) -> Exit {
             outln!("\n{broken} of {} files cannot be used as plugins (see above).", entries.len());
         }
     }
-    if broken > 0 {
+    if broken > 0 || !missing.is_empty() {
         Exit::Problems
     } else {
         Exit::Success

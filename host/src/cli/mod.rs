@@ -15,9 +15,10 @@ mod list;
 mod status;
 mod sync;
 
+use crate::exit::Exit;
 use crate::plugins;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Ledgerlink connector host: runs ERP extractor plugins and uploads to the hub.
@@ -107,9 +108,14 @@ pub enum PluginsCommand {
     ///
     /// Exit code 0 when every file is a usable plugin, 1 when any file is not.
     List {
-        /// A directory to search for plugin files (repeatable). Default: `plugins/` beside the executable.
+        /// A directory to search for plugin files (repeatable). Default: the
+        /// configuration's `plugins.directories`, else `plugins/` beside the executable.
         #[arg(long = "plugin-dir", value_name = "DIR", env = "LEDGERLINK_PLUGIN_DIR")]
         plugin_dirs: Vec<PathBuf>,
+        /// The configuration whose `plugins.directories` to list (default:
+        /// LEDGERLINK_CONFIG, else /etc/ledgerlink/ledgerlink.toml when it exists).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -173,14 +179,39 @@ pub fn run(cli: Cli) -> ExitCode {
             let request = crate::pipeline::SyncRequest { company, year, force };
             sync::run(sync::SyncArgs { config, source, request, json }, probe_exe()).into()
         }
-        Command::Plugins(PluginsCommand::List { plugin_dirs, json }) => {
-            let dirs = if plugin_dirs.is_empty() { vec![default_plugin_dir()] } else { plugin_dirs };
+        Command::Plugins(PluginsCommand::List { plugin_dirs, config, json }) => {
+            let dirs = if plugin_dirs.is_empty() {
+                match configured_plugin_dirs(config.as_deref()) {
+                    Ok(dirs) => dirs,
+                    Err(exit) => return exit.into(),
+                }
+            } else {
+                plugin_dirs
+            };
             list::run(&dirs, &probe_exe(), json).into()
         }
         Command::Plugins(PluginsCommand::Check { path, settings, json }) => {
             check::run(&path, settings.as_deref(), &probe_exe(), json).into()
         }
     }
+}
+
+/// The plugin directories of the configuration the command names (or
+/// LEDGERLINK_CONFIG names), or of the default configuration file when it
+/// exists; else `plugins/` beside the executable, as the service would use.
+fn configured_plugin_dirs(cli_path: Option<&Path>) -> Result<Vec<PathBuf>, Exit> {
+    let named =
+        cli_path.is_some() || std::env::var_os(crate::config::CONFIG_ENV).is_some_and(|v| !v.is_empty());
+    let path = crate::config::resolve_path(cli_path);
+    if !named && !path.exists() {
+        return Ok(vec![default_plugin_dir()]);
+    }
+    let config = crate::config::load(&path).map_err(|error| {
+        eprintln!("{error}");
+        Exit::Config
+    })?;
+    let dirs = config.plugins.directories;
+    Ok(if dirs.is_empty() { vec![default_plugin_dir()] } else { dirs })
 }
 
 /// `plugins/` beside the executable.
