@@ -402,3 +402,51 @@ fn list_without_a_directory_lists_the_configurations_plugin_directories() {
     assert!(stderr.contains("not-there does not exist") && stderr.contains("Resolution:"), "{stderr}");
     assert_eq!(output.status.code(), Some(1), "a missing directory is a problem: {stdout}{stderr}");
 }
+
+#[test]
+fn config_validate_checks_each_sources_plugin_and_its_settings_against_the_installed_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(library("hello_erp"), plugins.join("hello.so")).unwrap();
+    let config = dir.path().join("ledgerlink.toml");
+    let write = |sources: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[hub]\nurl = \"https://hub.example.com\"\n[plugins]\ndirectories = [{plugins:?}]\n\
+                 [[tenants]]\nid = \"acme\"\napi_key = \"llk_x\"\n{sources}"
+            ),
+        )
+        .unwrap()
+    };
+    let validate = || ledgerlink(&["config", "validate", "--config", config.to_str().unwrap()]);
+
+    write("  [[tenants.sources]]\n  id = \"a\"\n  plugin = \"helo-erp\"\n");
+    let output = validate();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(":10:")
+            && stderr.contains("plugin `helo-erp` is not installed (installed: hello-erp)"),
+        "{stderr}"
+    );
+
+    write("  [[tenants.sources]]\n  id = \"a\"\n  plugin = \"hello-erp\"\n  [tenants.sources.settings]\n  batch_sise = 10\n  companies = \"1\"\n");
+    let output = validate();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(":12:") && stderr.contains("`batch_sise` is not a setting of this plugin"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("takes: batch_size, companies"), "{stderr}");
+    assert!(
+        stderr.contains(":13:") && stderr.contains("`companies` must be an array, not a string"),
+        "{stderr}"
+    );
+
+    write("  [[tenants.sources]]\n  id = \"a\"\n  plugin = \"hello-erp\"\n  [tenants.sources.settings]\n  batch_size = 10\n");
+    let output = validate();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -2,14 +2,33 @@
 
 use crate::config;
 use crate::exit::Exit;
-use std::path::Path;
+use crate::plugins::{scan, PluginStatus};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-/// Loads and validates the configuration; prints a summary or every problem.
+/// Loads and validates the configuration, then checks it against the installed
+/// plugins (each source's plugin is there, its settings fit the plugin's
+/// schema); prints a summary or every problem.
 ///
 /// Exit code 0 when the file is valid, 3 ([`Exit::Config`]) when it cannot be read or is invalid.
-pub(super) fn validate(cli_path: Option<&Path>) -> Exit {
+pub(super) fn validate(cli_path: Option<&Path>, probe_exe: &Path, default_plugin_dir: PathBuf) -> Exit {
     let path = config::resolve_path(cli_path);
-    match config::load(&path) {
+    let checked = config::load(&path).and_then(|cfg| {
+        let dirs = if cfg.plugins.directories.is_empty() {
+            vec![default_plugin_dir]
+        } else {
+            cfg.plugins.directories.clone()
+        };
+        let installed: BTreeMap<String, serde_json::Value> = scan(&dirs, probe_exe)
+            .into_iter()
+            .filter_map(|entry| match entry.status {
+                PluginStatus::Ok { manifest } => Some((manifest.id, manifest.settings_schema)),
+                PluginStatus::Error { .. } => None,
+            })
+            .collect();
+        config::check_plugins(&path, &cfg, &installed).map(|()| cfg)
+    });
+    match checked {
         Ok(cfg) => {
             let tenants = cfg.tenants.len();
             let sources = cfg.sources().count();

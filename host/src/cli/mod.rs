@@ -158,7 +158,9 @@ fn probe_exe() -> PathBuf {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Config(ConfigCommand::Validate { config }) => config_cmd::validate(config.as_deref()).into(),
+        Command::Config(ConfigCommand::Validate { config }) => {
+            config_cmd::validate(config.as_deref(), &probe_exe(), default_plugin_dir()).into()
+        }
         Command::PluginProbe { path } => plugins::run_probe_child(&path),
         Command::PluginWorker { path } => crate::worker::run_worker_child(&path),
         Command::Demo { dir } => demo::run(dir, probe_exe()).into(),

@@ -6,6 +6,7 @@
 //! which belong to the plugin. `docs/configuration.md` documents every key.
 
 mod locate;
+mod plugin_settings;
 mod redact;
 mod secret;
 mod validate;
@@ -367,8 +368,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if issues.is_empty() {
         return Ok(config);
     }
+    Err(invalid(placed(text, issues)))
+}
+
+/// Issues placed at their line in `text`.
+fn placed(text: &str, issues: Vec<validate::Issue>) -> Vec<Problem> {
     let locator = Locator::new(text);
-    let problems = issues
+    issues
         .into_iter()
         .map(|issue| {
             let span = locator.as_ref().and_then(|l| l.span_of(&issue.path));
@@ -381,8 +387,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 resolution: issue.resolution,
             }
         })
-        .collect();
-    Err(invalid(problems))
+        .collect()
+}
+
+/// Checks a loaded `config` (from `path`) against the installed plugins, by id
+/// with their settings schemas: every source's plugin is installed and its
+/// settings fit the schema (`ledgerlink config validate`).
+pub fn check_plugins(
+    path: &Path,
+    config: &Config,
+    installed: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(), ConfigError> {
+    let issues = plugin_settings::check(config, installed);
+    if issues.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    Err(ConfigError::Invalid { path: path.to_owned(), problems: placed(&text, issues) })
 }
 
 /// A syntax or type error from toml, with its place, field path and a resolution.

@@ -829,3 +829,21 @@ fn https_to_a_port_without_tls_is_a_configuration_error_naming_the_port() {
         edit_config(&agent, &https, &hub.url);
     });
 }
+
+#[test]
+fn the_settings_every_odbc_plugin_runs_with_pass_config_validate() {
+    let fixtures: Vec<(Erp, Fixture)> = [Backend::Sqlite, Backend::Postgres]
+        .into_iter()
+        .flat_map(|backend| Erp::ALL.into_iter().map(move |erp| (erp, backend)))
+        .map(|(erp, backend)| (erp, Fixture::create(FixtureSpec::new(erp, backend)).expect("fixture")))
+        .collect();
+    let sources: Vec<SourceConfig> = fixtures
+        .iter()
+        .enumerate()
+        .map(|(n, (erp, f))| odbc_source(&format!("{}-{n}", erp.slug()), *erp, f))
+        .collect();
+    let plugins: Vec<_> = Erp::ALL.into_iter().map(erp_plugin).collect();
+    let agent = Agent::new(&plugins, "http://127.0.0.1:9", "llk_unused", &sources);
+    let output = agent.command(&["config", "validate"]).output().expect("runs");
+    assert_eq!(exit_code(&output), 0, "the plugins' schemas accept their own settings: {}", text(&output));
+}
