@@ -450,3 +450,28 @@ fn config_validate_checks_each_sources_plugin_and_its_settings_against_the_insta
     let output = validate();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[test]
+fn check_reports_a_plugin_that_aborts_as_the_failed_step_and_survives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"mode": "abort"}"#).unwrap();
+    let plugin = library("fixture_misbehaving");
+    let check = |extra: &[&str]| {
+        let mut args = vec!["plugins", "check", plugin.to_str().unwrap(), "--settings", settings.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ledgerlink(&args)
+    };
+    let output = check(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "a failed step, not a dead check: {stdout}");
+    assert!(stdout.contains("Companies   1"), "the steps before ran: {stdout}");
+    assert!(stdout.contains("FAILED at step `extract voucher_lines (company "), "{stdout}");
+    assert!(stdout.contains("crashed the process it ran in (signal 6 (SIGABRT))"), "{stdout}");
+
+    let output = check(&["--json"]);
+    let json = stdout_json(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json["passed"], false);
+    assert!(json["failed_step"].as_str().unwrap().starts_with("extract voucher_lines"), "{json}");
+}

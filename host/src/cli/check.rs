@@ -106,17 +106,31 @@ fn read_settings(path: &Path) -> Result<serde_json::Value, String> {
     Ok(value)
 }
 
+/// Set in the child process that runs the plugin's calls: the file it writes
+/// each step's name to before the step, so the parent can name the step a
+/// crash ended.
+const STEP_FILE_ENV: &str = "LEDGERLINK_CHECK_STEP_FILE";
+
 /// Runs the conformance kit on the plugin at `path`.
+///
+/// With settings, the plugin's calls run in a child process (this command run
+/// again): a plugin that aborts or crashes there ends the child, and this
+/// process reports the step it ended in, as `sync` does for its workers.
 pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool) -> Exit {
-    let settings = match settings.map(read_settings).transpose() {
+    let step_file = std::env::var_os(STEP_FILE_ENV).map(std::path::PathBuf::from);
+    let settings_value = match settings.map(read_settings).transpose() {
         Ok(s) => s,
         Err(message) => {
             eprintln!("error: {message}\nResolution: fix the settings file and run the check again.");
             return Exit::Config;
         }
     };
+    if let (Some(settings), None) = (settings, &step_file) {
+        return supervise(path, settings, probe_exe, as_json);
+    }
+    let settings = settings_value;
     let mut report = CheckReport { path: path.display().to_string(), ..Default::default() };
-    let printer = Printer { enabled: !as_json };
+    let printer = Printer { enabled: !as_json, step_file };
     let outcome = check(path, settings.as_ref(), probe_exe, &mut report, &printer);
     if let Err(failure) = outcome {
         report.failed_step = Some(failure.step);
@@ -152,15 +166,82 @@ pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool
     }
 }
 
-/// Human progress output, silent in JSON mode.
+/// Runs the check with settings in a child process and reports a crash there
+/// as the failure of the step the child had begun.
+fn supervise(path: &Path, settings: &Path, probe_exe: &Path, as_json: bool) -> Exit {
+    let step_file =
+        std::env::temp_dir().join(format!("ledgerlink-check-{}.step", crate::state::random_hex(8)));
+    let mut command = std::process::Command::new(probe_exe);
+    command
+        .args(["plugins", "check"])
+        .arg(path)
+        .arg("--settings")
+        .arg(settings)
+        .env(STEP_FILE_ENV, &step_file);
+    if as_json {
+        command.arg("--json");
+    }
+    let status = command.status();
+    let step = std::fs::read_to_string(&step_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&step_file);
+    let status = match status {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("error: cannot start {}: {e}", probe_exe.display());
+            return Exit::Problems;
+        }
+    };
+    if let Some(code) = status.code() {
+        return match code {
+            0 => Exit::Success,
+            3 => Exit::Config,
+            _ => Exit::Problems,
+        };
+    }
+    let step = if step.is_empty() { "load".to_owned() } else { step };
+    let error = ErrorView {
+        message: format!(
+            "the plugin crashed the process it ran in ({}); no error came back",
+            crate::plugins::describe_exit_status(status)
+        ),
+        resolution: "A crash is not a panic the SDK can catch: an abort, `panic = \"abort\"` in a Cargo \
+                     profile, a null pointer, or a bug in a driver. Run the step under a debugger, or read the \
+                     panic message above if there is one. `sync` contains the same crash in its worker process."
+            .into(),
+    };
+    if as_json {
+        let report = CheckReport {
+            path: path.display().to_string(),
+            failed_step: Some(step),
+            error: Some(error),
+            ..Default::default()
+        };
+        outln!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+    } else {
+        outln!("\nFAILED at step `{step}`: {}", error.message);
+        outln!("Resolution: {}", error.resolution);
+    }
+    Exit::Problems
+}
+
+/// Human progress output, silent in JSON mode; and the step being run, for
+/// the supervising parent.
 struct Printer {
     enabled: bool,
+    step_file: Option<std::path::PathBuf>,
 }
 
 impl Printer {
     fn line(&self, text: impl AsRef<str>) {
         if self.enabled {
             outln!("{}", text.as_ref());
+        }
+    }
+
+    /// Records that `step` begins (before the plugin is called for it).
+    fn step(&self, step: &str) {
+        if let Some(file) = &self.step_file {
+            let _ = std::fs::write(file, step);
         }
     }
 }
@@ -188,12 +269,16 @@ fn check(
         return Ok(());
     };
 
+    out.step("load");
     let plugin = LoadedPlugin::load_vetted(path).map_err(|e| load_failure("load", e))?;
+    out.step("open");
     let source = plugin.open(settings).map_err(fail("open"))?;
+    out.step("check");
     let connection = source.check().map_err(fail("check"))?;
     out.line(format!("Connection  {connection}"));
     report.connection = Some(connection);
 
+    out.step("companies");
     let companies = source.companies().map_err(fail("companies"))?;
     out.line(format!("Companies   {}", companies.len()));
     let mut entities = plugin.manifest().entities.clone();
@@ -240,6 +325,7 @@ fn check_year(
     out: &Printer,
 ) -> Result<YearReport, Failure> {
     let step = format!("change_token (company {company}, {year})");
+    out.step(&step);
     let token = source.change_token(company, year).map_err(fail(step.clone()))?;
     let again = source.change_token(company, year).map_err(fail(step.clone()))?;
     if token != again {
@@ -263,6 +349,7 @@ fn check_year(
     for &entity in entities {
         let started = Instant::now();
         let step = format!("extract {entity} (company {company}, {year})");
+        out.step(&step);
         let mut count = 0u64;
         for batch in source.extract(company, entity, year, CancelFlag::new()).map_err(fail(step.clone()))? {
             let batch = batch.map_err(fail(step.clone()))?;
