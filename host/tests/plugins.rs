@@ -458,7 +458,8 @@ fn check_reports_a_plugin_that_aborts_as_the_failed_step_and_survives_it() {
     std::fs::write(&settings, r#"{"mode": "abort"}"#).unwrap();
     let plugin = library("fixture_misbehaving");
     let check = |extra: &[&str]| {
-        let mut args = vec!["plugins", "check", plugin.to_str().unwrap(), "--settings", settings.to_str().unwrap()];
+        let mut args =
+            vec!["plugins", "check", plugin.to_str().unwrap(), "--settings", settings.to_str().unwrap()];
         args.extend_from_slice(extra);
         ledgerlink(&args)
     };
@@ -474,4 +475,16 @@ fn check_reports_a_plugin_that_aborts_as_the_failed_step_and_survives_it() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(json["passed"], false);
     assert!(json["failed_step"].as_str().unwrap().starts_with("extract voucher_lines"), "{json}");
+}
+
+#[test]
+fn check_fails_when_the_plugin_returns_no_companies_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"companies": []}"#).unwrap();
+    let hello = library("hello_erp");
+    let output = ledgerlink(&["plugins", "check", hello.to_str().unwrap(), "--settings", settings.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "nothing checked is not a pass: {stdout}");
+    assert!(stdout.contains("FAILED at step `companies`: the plugin returned no companies"), "{stdout}");
 }

@@ -24,6 +24,8 @@ struct CheckReport {
     /// What `check()` said about the other side.
     connection: Option<String>,
     companies: Vec<CompanyReport>,
+    /// What passed but tested less than it seems (no fiscal years, no voucher lines).
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -281,6 +283,27 @@ fn check(
     out.step("companies");
     let companies = source.companies().map_err(fail("companies"))?;
     out.line(format!("Companies   {}", companies.len()));
+    let nothing_to_check = |message: String, resolution: &str| Failure {
+        step: "companies".into(),
+        error: ErrorView { message, resolution: resolution.into() },
+    };
+    if companies.is_empty() {
+        return Err(nothing_to_check(
+            "the plugin returned no companies, so nothing could be extracted or checked".into(),
+            "Point the settings at an ERP database with at least one company; if it has some, fix the \
+             plugin's company query.",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = companies.iter().find(|c| !seen.insert(c.id.as_str())) {
+        return Err(nothing_to_check(
+            format!(
+                "company id `{}` is returned twice; the host keeps each company's data under its id",
+                twice.id
+            ),
+            "Make company ids unique (e.g. the ERP's company number).",
+        ));
+    }
     let mut entities = plugin.manifest().entities.clone();
     crate::pipeline::extraction_order(&mut entities);
     for company in companies {
@@ -302,6 +325,12 @@ fn check(
             currency: company.currency.clone(),
             years: Vec::new(),
         };
+        if company.fiscal_years.is_empty() {
+            let warning =
+                format!("company {} has no fiscal years: none of its data was extracted", company.id);
+            out.line(format!("  WARNING: {warning}"));
+            report.warnings.push(warning);
+        }
         for fiscal_year in &company.fiscal_years {
             let year = check_year(&source, &company.id, fiscal_year.year, &entities, out);
             match year {
@@ -313,6 +342,22 @@ fn check(
             }
         }
         report.companies.push(company_report);
+    }
+    let lines: u64 = report
+        .companies
+        .iter()
+        .flat_map(|c| &c.years)
+        .filter_map(|y| y.counts.get(&Entity::VoucherLines))
+        .sum();
+    if lines == 0 {
+        let warning = if entities.contains(&Entity::VoucherLines) {
+            "no voucher lines were read in any company and year: the ledger was not tested; point the \
+             settings at a database with postings"
+        } else {
+            "the manifest lists no voucher_lines: the host cannot sync a ledger with this plugin"
+        };
+        out.line(format!("\nWARNING: {warning}"));
+        report.warnings.push(warning.into());
     }
     Ok(())
 }
