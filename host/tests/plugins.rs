@@ -483,7 +483,8 @@ fn check_fails_when_the_plugin_returns_no_companies_to_check() {
     let settings = dir.path().join("settings.json");
     std::fs::write(&settings, r#"{"companies": []}"#).unwrap();
     let hello = library("hello_erp");
-    let output = ledgerlink(&["plugins", "check", hello.to_str().unwrap(), "--settings", settings.to_str().unwrap()]);
+    let output =
+        ledgerlink(&["plugins", "check", hello.to_str().unwrap(), "--settings", settings.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "nothing checked is not a pass: {stdout}");
     assert!(stdout.contains("FAILED at step `companies`: the plugin returned no companies"), "{stdout}");

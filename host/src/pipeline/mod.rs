@@ -17,6 +17,7 @@ use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::{
     Company, Entity, SnapshotValidator, ValidationReport, SCHEMA_VERSION,
 };
+use ledgerlink_plugin_api::ErrorKind;
 use ledgerlink_protocol::{
     sha256_hex, Manifest, PartError, PartFormat, PartInfo, PartReader, PartWriter, PluginRef,
     PROTOCOL_VERSION,
@@ -471,7 +472,17 @@ fn sync_year(
     for &entity in entities {
         let label = format!("{} company {} {} {entity}", key.source, company.id, key.fiscal_year);
         let mut progress = Progress::start(label, expected.get(entity.as_str()).copied(), ctx.quiet);
-        let failed = |e: SourceError| Ok(Prepared::Done(YearOutcome::Failed { error: e.to_string() }));
+        let failed = |e: SourceError| {
+            Ok(Prepared::Done(if e.kind() == ErrorKind::CANCELLED && ctx.cancel.is_cancelled() {
+                // Stopped on purpose (shutdown, or a cancel from the hub): not a failure.
+                YearOutcome::Deferred {
+                    reason: "the run was stopped before this year was extracted; the next run syncs it"
+                        .into(),
+                }
+            } else {
+                YearOutcome::Failed { error: e.to_string() }
+            }))
+        };
         let mut batches = match source.extract(&company.id, entity, key.fiscal_year, ctx.cancel.clone()) {
             Ok(batches) => batches,
             Err(e) => return failed(e),

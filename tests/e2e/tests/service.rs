@@ -89,3 +89,29 @@ fn replacing_a_plugin_file_while_the_host_runs_takes_effect_at_the_next_job() {
     assert_eq!(version(&hub), "0.2.0", "the hub got data from the new plugin, without a host restart");
     service.stop();
 }
+
+#[test]
+fn sigterm_during_an_extraction_defers_the_year_instead_of_failing_it() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let source = SourceConfig {
+        id: "big".into(),
+        plugin: "synthetic".into(),
+        settings: json!({"voucher_lines": 5_000_000, "batch_size": 1000}),
+        years: vec![2025],
+        extra: "  schedule = { type = \"interval\", every_minutes = 60 }".into(),
+    };
+    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let service = Service::start(&agent);
+    // The snapshot being written shows the extraction is under way.
+    let tmp = agent.dir().join("data/spool/tmp");
+    wait_for("the extraction to start", Duration::from_secs(60), || {
+        std::fs::read_dir(&tmp).map(|d| d.flatten().any(|e| e.path().is_dir())).unwrap_or(false)
+    });
+    service.stop();
+    let log = std::fs::read_to_string(agent.dir().join("run.log")).unwrap();
+    assert!(log.contains("Not extracted now; a later run extracts it."), "{log}");
+    assert!(!log.contains("Failed."), "a stop on purpose is not a failure: {log}");
+    assert!(log.contains("outcome=Spooled"), "{log}");
+    assert_eq!(hub.snapshot_count(&key, "big", "1", 2025), 0);
+}
