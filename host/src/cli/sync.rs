@@ -35,7 +35,15 @@ pub(super) fn run(args: SyncArgs, probe_exe: PathBuf) -> Exit {
         Ok(report) => report,
         Err(error) => {
             eprintln!("error: sync of source `{}` failed: {error}", args.source);
-            return error.exit();
+            let exit = error.exit();
+            if args.json {
+                // A monitor reading stdout gets an answer on every path.
+                outln!(
+                    "{}",
+                    serde_json::json!({ "exit_code": exit as u8, "error": error.to_string(), "years": [] })
+                );
+            }
+            return exit;
         }
     };
     let exit = report.exit();

@@ -398,14 +398,25 @@ impl SnapshotValidator {
                     } else {
                         &mut master.suppliers
                     };
-                    set.insert(r.id.clone());
+                    if !set.insert(r.id.clone()) {
+                        let what = if entity == Entity::Customers { "customer" } else { "supplier" };
+                        findings.problem(
+                            entity,
+                            &r.source_key,
+                            "id",
+                            format!("{what} `{}` appears twice", r.id),
+                        );
+                    }
                 }
             }
             RecordBatch::DimensionTypes(rows) => {
                 for r in rows {
                     findings.require(entity, &r.source_key, "id", &r.id);
                     findings.require(entity, &r.source_key, "name", &r.name);
-                    master.dimension_types.insert(r.id.clone());
+                    if !master.dimension_types.insert(r.id.clone()) {
+                        let msg = format!("dimension type `{}` appears twice", r.id);
+                        findings.problem(entity, &r.source_key, "id", msg);
+                    }
                 }
             }
             RecordBatch::DimensionValues(rows) => {
@@ -422,7 +433,14 @@ impl SnapshotValidator {
             RecordBatch::TaxCodes(rows) => {
                 for r in rows {
                     findings.require(entity, &r.source_key, "id", &r.id);
-                    master.tax_codes.insert(r.id.clone());
+                    if !master.tax_codes.insert(r.id.clone()) {
+                        findings.problem(
+                            entity,
+                            &r.source_key,
+                            "id",
+                            format!("tax code `{}` appears twice", r.id),
+                        );
+                    }
                 }
             }
             RecordBatch::Vouchers(rows) => {
@@ -714,6 +732,38 @@ mod tests {
             "{:?}",
             report.problems
         );
+    }
+
+    #[test]
+    fn master_records_that_appear_twice_are_named() {
+        let party = |id: &str| Customer {
+            id: id.into(),
+            name: format!("Kunde {id}"),
+            organisation_number: None,
+            street: None,
+            postal_code: None,
+            city: None,
+            country: None,
+            email: None,
+            phone: None,
+            currency: None,
+            source_key: format!("Actor:{id}"),
+        };
+        let tax = |id: &str| TaxCode {
+            id: id.into(),
+            description: "MVA".into(),
+            rate: None,
+            standard_tax_code: None,
+            source_key: format!("TaxCd:{id}"),
+        };
+        let mut v = SnapshotValidator::default();
+        v.observe(&RecordBatch::Customers(vec![party("10"), party("11"), party("10")]));
+        v.observe(&RecordBatch::Suppliers(vec![party("10")]));
+        v.observe(&RecordBatch::TaxCodes(vec![tax("3"), tax("3")]));
+        let messages: Vec<String> = v.finish().problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(messages.len(), 2, "a supplier may share a customer's id: {messages:?}");
+        assert!(messages[0].contains("customer `10` appears twice"), "{messages:?}");
+        assert!(messages[1].contains("tax code `3` appears twice"), "{messages:?}");
     }
 
     #[test]

@@ -847,3 +847,14 @@ fn the_settings_every_odbc_plugin_runs_with_pass_config_validate() {
     let output = agent.command(&["config", "validate"]).output().expect("runs");
     assert_eq!(exit_code(&output), 0, "the plugins' schemas accept their own settings: {}", text(&output));
 }
+
+#[test]
+fn sync_json_answers_on_stdout_when_the_sync_cannot_start() {
+    let agent =
+        Agent::new(&[plugin_library("hello_erp")], "http://127.0.0.1:9", "llk_unused", &[hello_source()]);
+    let output = agent.sync("helo", &["--json"]);
+    assert_eq!(exit_code(&output), 3, "{}", text(&output));
+    let json: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(json["exit_code"], 3, "{json}");
+    assert!(json["error"].as_str().unwrap().contains("helo"), "{json}");
+}
