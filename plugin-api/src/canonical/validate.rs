@@ -208,6 +208,13 @@ impl Findings {
         }
     }
 
+    /// Adds a master record's id to its set; a problem when it is there already.
+    fn unique(&mut self, ids: &mut HashSet<String>, entity: Entity, source_key: &str, what: &str, id: &str) {
+        if !ids.insert(id.to_owned()) {
+            self.problem(entity, source_key, "id", format!("{what} `{id}` appears twice"));
+        }
+    }
+
     fn require(&mut self, entity: Entity, source_key: &str, field: &str, value: &str) {
         if value.trim().is_empty() {
             self.problem(entity, source_key, field, "is empty".into());
@@ -378,14 +385,7 @@ impl SnapshotValidator {
                 for r in rows {
                     findings.require(entity, &r.source_key, "id", &r.id);
                     findings.require(entity, &r.source_key, "name", &r.name);
-                    if !master.accounts.insert(r.id.clone()) {
-                        findings.problem(
-                            entity,
-                            &r.source_key,
-                            "id",
-                            format!("account `{}` appears twice", r.id),
-                        );
-                    }
+                    findings.unique(&mut master.accounts, entity, &r.source_key, "account", &r.id);
                 }
             }
             RecordBatch::Customers(rows) | RecordBatch::Suppliers(rows) => {
@@ -398,25 +398,21 @@ impl SnapshotValidator {
                     } else {
                         &mut master.suppliers
                     };
-                    if !set.insert(r.id.clone()) {
-                        let what = if entity == Entity::Customers { "customer" } else { "supplier" };
-                        findings.problem(
-                            entity,
-                            &r.source_key,
-                            "id",
-                            format!("{what} `{}` appears twice", r.id),
-                        );
-                    }
+                    let what = if entity == Entity::Customers { "customer" } else { "supplier" };
+                    findings.unique(set, entity, &r.source_key, what, &r.id);
                 }
             }
             RecordBatch::DimensionTypes(rows) => {
                 for r in rows {
                     findings.require(entity, &r.source_key, "id", &r.id);
                     findings.require(entity, &r.source_key, "name", &r.name);
-                    if !master.dimension_types.insert(r.id.clone()) {
-                        let msg = format!("dimension type `{}` appears twice", r.id);
-                        findings.problem(entity, &r.source_key, "id", msg);
-                    }
+                    findings.unique(
+                        &mut master.dimension_types,
+                        entity,
+                        &r.source_key,
+                        "dimension type",
+                        &r.id,
+                    );
                 }
             }
             RecordBatch::DimensionValues(rows) => {
@@ -433,14 +429,7 @@ impl SnapshotValidator {
             RecordBatch::TaxCodes(rows) => {
                 for r in rows {
                     findings.require(entity, &r.source_key, "id", &r.id);
-                    if !master.tax_codes.insert(r.id.clone()) {
-                        findings.problem(
-                            entity,
-                            &r.source_key,
-                            "id",
-                            format!("tax code `{}` appears twice", r.id),
-                        );
-                    }
+                    findings.unique(&mut master.tax_codes, entity, &r.source_key, "tax code", &r.id);
                 }
             }
             RecordBatch::Vouchers(rows) => {
