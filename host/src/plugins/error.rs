@@ -131,9 +131,9 @@ impl LoadError {
             LoadError::AbiMismatch { .. } => {
                 "Rebuild the plugin against the ledgerlink-plugin-api release this host provides.".into()
             }
-            LoadError::InitFailed { .. } | LoadError::InvalidManifest { .. } => {
-                "Report this to the plugin's vendor; run `ledgerlink plugins check PATH` for details.".into()
-            }
+            LoadError::InitFailed { .. } | LoadError::InvalidManifest { .. } => "If you build this plugin, fix \
+                what the message names in its `manifest()`; otherwise report it to the plugin's vendor."
+                .into(),
             LoadError::DuplicateId { .. } => "Keep one file per plugin id: remove the others from the plugin \
                 directories (a copied or renamed plugin must change its id), and sources of this id run again."
                 .into(),
