@@ -489,3 +489,26 @@ fn check_fails_when_the_plugin_returns_no_companies_to_check() {
     assert_eq!(output.status.code(), Some(1), "nothing checked is not a pass: {stdout}");
     assert!(stdout.contains("FAILED at step `companies`: the plugin returned no companies"), "{stdout}");
 }
+
+#[test]
+fn check_passes_money_past_the_cent_with_a_warning_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"voucher_lines": 100, "mills_voucher": 7}"#).unwrap();
+    let plugin = library("fixture_synthetic");
+    let output = ledgerlink(&[
+        "plugins",
+        "check",
+        plugin.to_str().unwrap(),
+        "--settings",
+        settings.to_str().unwrap(),
+        "--json",
+    ]);
+    let json = stdout_json(&output);
+    assert_eq!(output.status.code(), Some(0), "exact money is valid: {json}");
+    let warnings = json["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{json}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(warning.starts_with("2 voucher lines of company 1 2025 have money past the cent"), "{warning}");
+    assert!(warning.contains("SAF-T export refuses it"), "{warning}");
+}

@@ -4,7 +4,7 @@ use crate::exit::Exit;
 use crate::plugins::{probe, LoadErrorView, LoadedPlugin, PluginSource, SourceError};
 use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::{
-    validate_company, Entity, SnapshotValidator, TrialBalance, ValidationReport,
+    is_past_the_cent, validate_company, Entity, SnapshotValidator, TrialBalance, ValidationReport,
 };
 use ledgerlink_plugin_api::sdk::Manifest;
 use serde::Serialize;
@@ -332,7 +332,8 @@ fn check(
             report.warnings.push(warning);
         }
         for fiscal_year in &company.fiscal_years {
-            let year = check_year(&source, &company.id, fiscal_year.year, &entities, out);
+            let year =
+                check_year(&source, &company.id, fiscal_year.year, &entities, out, &mut report.warnings);
             match year {
                 Ok(year) => company_report.years.push(year),
                 Err(failure) => {
@@ -368,6 +369,7 @@ fn check_year(
     year: i32,
     entities: &[Entity],
     out: &Printer,
+    warnings: &mut Vec<String>,
 ) -> Result<YearReport, Failure> {
     let step = format!("change_token (company {company}, {year})");
     out.step(&step);
@@ -390,6 +392,7 @@ fn check_year(
     out.line(format!("  {year}  change token {token}"));
     let mut validator = SnapshotValidator::default();
     let mut trial_balance = TrialBalance::default();
+    let mut past_the_cent: (u64, Option<String>) = (0, None);
     let mut counts = BTreeMap::new();
     for &entity in entities {
         let started = Instant::now();
@@ -402,11 +405,27 @@ fn check_year(
             validator.observe(&batch);
             if let ledgerlink_plugin_api::RecordBatch::VoucherLines(lines) = &batch {
                 lines.iter().for_each(|line| trial_balance.add(line));
+                for line in lines {
+                    let amounts = [Some(line.amount), line.amount_currency, line.tax_amount];
+                    if let Some(amount) = amounts.into_iter().flatten().find(|a| is_past_the_cent(*a)) {
+                        past_the_cent.0 += 1;
+                        past_the_cent.1.get_or_insert_with(|| format!("{} (`{amount}`)", line.source_key));
+                    }
+                }
             }
         }
         let secs = started.elapsed().as_secs_f64();
         out.line(format!("        {:<18} {:>10} records  {:>8.3} s", entity.as_str(), count, secs));
         counts.insert(entity, count);
+    }
+    if let (lines, Some(first)) = past_the_cent {
+        let warning = format!(
+            "{lines} voucher lines of company {company} {year} have money past the cent, the first {first}: \
+             syncs keep it exactly, but the SAF-T export refuses it; round as the ERP shows it, unless the \
+             ERP itself keeps more decimals"
+        );
+        out.line(format!("        WARNING: {warning}"));
+        warnings.push(warning);
     }
     let validation = validator.finish();
     if validation.is_valid() {

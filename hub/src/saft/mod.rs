@@ -137,7 +137,7 @@ fn read_entity(
 /// Checks a money amount fits SAF-T's two decimals.
 fn money(value: Decimal, what: &dyn Fn() -> String) -> Result<Decimal, ExportError> {
     let normalized = value.normalize();
-    if normalized.scale() > 2 {
+    if ledgerlink_plugin_api::canonical::is_past_the_cent(value) {
         return Err(ExportError::Data(format!(
             "{} is {value}, which has more than the 2 decimals SAF-T allows; the export does not round money",
             what()

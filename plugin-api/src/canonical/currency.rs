@@ -16,6 +16,13 @@ const ISO_4217: &[&str] = &[
     "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW", "ZWG", "ZWL",
 ];
 
+/// True when `amount` has more than two decimals once trailing zeros are
+/// dropped: exact money still (some ERPs keep mills), but past what SAF-T and
+/// most reports show.
+pub fn is_past_the_cent(amount: rust_decimal::Decimal) -> bool {
+    amount.scale() > 2 && amount.normalize().scale() > 2
+}
+
 /// True when `code` is an ISO 4217 alphabetic currency code (upper case, e.g. "NOK").
 pub fn is_iso4217(code: &str) -> bool {
     ISO_4217.binary_search(&code).is_ok()
@@ -34,5 +41,18 @@ mod tests {
     fn known_and_unknown_codes() {
         assert!(is_iso4217("NOK") && is_iso4217("EUR") && is_iso4217("SEK"));
         assert!(!is_iso4217("nok") && !is_iso4217("KR") && !is_iso4217("XYZ") && !is_iso4217(""));
+    }
+}
+
+#[cfg(test)]
+mod cent_tests {
+    use super::is_past_the_cent;
+    use std::str::FromStr;
+
+    #[test]
+    fn trailing_zeros_do_not_count_past_the_cent() {
+        let past = |text: &str| is_past_the_cent(rust_decimal::Decimal::from_str(text).unwrap());
+        assert!(!past("12500.0000") && !past("0.01") && !past("-3") && !past("12.5"));
+        assert!(past("12500.004") && past("-0.0000000001"));
     }
 }

@@ -21,7 +21,7 @@ pub use codec::{
     decode_batch, decode_companies, encode_batch, encode_batch_into, encode_companies, serde_date,
     serde_decimal, DecodeError,
 };
-pub use currency::is_iso4217;
+pub use currency::{is_iso4217, is_past_the_cent};
 pub use dimension::{DimensionRef, DimensionType, DimensionValue};
 pub use ledger::{Account, Company, FiscalYear, TaxCode};
 pub use party::{Customer, Party, Supplier};

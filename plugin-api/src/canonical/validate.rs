@@ -149,7 +149,6 @@ struct LineFields<'a> {
     currency: Option<&'a str>,
     amount: Decimal,
     amount_currency: Option<Decimal>,
-    tax_amount: Option<Decimal>,
     source_key: &'a str,
 }
 
@@ -167,7 +166,6 @@ macro_rules! line_fields {
             currency: line.currency.as_deref(),
             amount: line.amount,
             amount_currency: line.amount_currency,
-            tax_amount: line.tax_amount,
             source_key: &line.source_key,
         }
     }};
@@ -218,15 +216,6 @@ impl Findings {
     fn require(&mut self, entity: Entity, source_key: &str, field: &str, value: &str) {
         if value.trim().is_empty() {
             self.problem(entity, source_key, field, "is empty".into());
-        }
-    }
-
-    /// Money is kept to the cent: SAF-T, the hub's exports and every ERP report
-    /// use two decimals, and a third one would only surface at the export.
-    fn check_money(&mut self, entity: Entity, source_key: &str, field: &str, amount: Option<Decimal>) {
-        if let Some(amount) = amount.filter(|a| a.scale() > 2 && a.normalize().scale() > 2) {
-            let msg = format!("`{amount}` has more than 2 decimals; money is kept to the cent (round it as the ERP shows it)");
-            self.problem(entity, source_key, field, msg);
         }
     }
 
@@ -295,9 +284,6 @@ impl MasterData {
         findings.require(entity, key, "source_key", key);
         findings.require(entity, key, "voucher_id", line.voucher_id);
         findings.require(entity, key, "account_id", line.account_id);
-        findings.check_money(entity, key, "amount", Some(line.amount));
-        findings.check_money(entity, key, "amount_currency", line.amount_currency);
-        findings.check_money(entity, key, "tax_amount", line.tax_amount);
         self.check_reference(findings, key, "account_id", Entity::Accounts, Some(line.account_id));
         self.check_reference(findings, key, "customer_id", Entity::Customers, line.customer_id);
         self.check_reference(findings, key, "supplier_id", Entity::Suppliers, line.supplier_id);
@@ -687,40 +673,22 @@ mod tests {
     }
 
     #[test]
-    fn money_past_the_cent_and_an_empty_source_key_are_named() {
+    fn an_empty_source_key_is_named_and_mills_are_exact_money() {
         let mut v = SnapshotValidator::default();
         v.observe(&RecordBatch::Accounts(vec![account("1920"), account("3000")]));
-        let mut taxed = line("2", "3000", "-12500.004");
-        taxed.tax_amount = Some(Decimal::from_str("0.001").unwrap());
         let mut unkeyed = line("3", "1920", "1.00");
         unkeyed.source_key = " ".into();
         v.observe(&RecordBatch::VoucherLines(vec![
-            line("1", "1920", "12500.0000"),
-            line("1", "3000", "-12500.00"),
+            // Some ERPs keep mills (SAP Business One's amount decimals go to 6).
             line("2", "1920", "12500.004"),
-            taxed,
+            line("2", "3000", "-12500.004"),
             unkeyed,
             line("3", "3000", "-1"),
         ]));
         let report = v.finish();
         let fields: Vec<(&str, &str)> =
             report.problems.iter().map(|p| (p.field.as_str(), p.source_key.as_str())).collect();
-        assert_eq!(
-            fields,
-            [
-                ("amount", "AcTr:2:1920"),
-                ("amount", "AcTr:2:3000"),
-                ("tax_amount", "AcTr:2:3000"),
-                ("source_key", " ")
-            ],
-            "trailing zeros are fine: {:?}",
-            report.problems
-        );
-        assert!(
-            report.problems[0].message.contains("`12500.004` has more than 2 decimals"),
-            "{:?}",
-            report.problems
-        );
+        assert_eq!(fields, [("source_key", " ")], "{:?}", report.problems);
     }
 
     #[test]
