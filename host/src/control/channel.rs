@@ -136,6 +136,8 @@ async fn tenant_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let min = Duration::from_secs(ctx.settings.reconnect_min_secs.max(1));
     let max = Duration::from_secs(ctx.settings.reconnect_max_secs.max(1)).max(min);
     let mut backoff = min;
+    // The last failure logged as a warning: a lasting one is logged once, not per retry.
+    let mut warned = String::new();
     let order: &[Transport] = match ctx.settings.transport {
         ControlTransport::Auto => &[Transport::Websocket, Transport::Sse, Transport::LongPoll],
         ControlTransport::Websocket => &[Transport::Websocket],
@@ -175,6 +177,11 @@ async fn tenant_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         }
         if was_up {
             backoff = min;
+            warned.clear();
+        } else if last_error != warned {
+            // Every transport failed: say so at a level people read, with the resolution it carries.
+            tracing::warn!(tenant = %ctx.tenant.id, error = %last_error, "Control channel is down; the agent keeps retrying (syncs and uploads are not affected).");
+            warned = last_error.clone();
         }
         channel_state(&ctx, "disconnected", None, Some(&last_error)).await;
         let wait = jitter(backoff);

@@ -499,3 +499,20 @@ fn the_console_switches_a_plugin_off_in_a_real_browser() {
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot at {}", shot.display());
 }
+
+#[test]
+fn a_refused_key_on_the_control_channel_is_one_warning_with_the_resolution() {
+    let hub = Hub::start();
+    let _key = hub.create_tenant("acme");
+    let agent = hello_agent(&hub, "llk_mistyped0000000000000000", "auto", NIGHTLY);
+    let service = Service::start(&agent, "run");
+    // Reconnects every 1–2 s: wait for several rounds.
+    wait_for("several failed connection rounds", Duration::from_secs(30), || {
+        service.log().matches("Control channel could not connect with this transport.").count() >= 9
+    });
+    let log = service.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("Control channel is down")).collect();
+    assert_eq!(warnings.len(), 1, "a lasting failure is warned about once: {log}");
+    assert!(warnings[0].contains("WARN") && warnings[0].contains("check the tenant's api_key"), "{log}");
+    assert!(!log.contains("llk_mistyped"), "the key is never logged: {log}");
+}
