@@ -447,8 +447,22 @@ fn config_validate_checks_each_sources_plugin_and_its_settings_against_the_insta
     );
 
     write("  [[tenants.sources]]\n  id = \"a\"\n  plugin = \"hello-erp\"\n  [tenants.sources.settings]\n  batch_size = 10\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let output = validate();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "valid, with a warning: {stderr}");
+        assert!(
+            stderr.contains("other users can access it (mode 0644)") && stderr.contains("chmod 600"),
+            "{stderr}"
+        );
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let output = validate();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"), "a private file: no warning");
 }
 
 #[test]

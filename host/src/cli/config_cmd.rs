@@ -30,6 +30,9 @@ pub(super) fn validate(cli_path: Option<&Path>, probe_exe: &Path, default_plugin
     });
     match checked {
         Ok(cfg) => {
+            if let Some(warning) = config::exposure_warning(&path) {
+                eprintln!("warning: {warning}");
+            }
             let tenants = cfg.tenants.len();
             let sources = cfg.sources().count();
             outln!(

@@ -167,12 +167,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run { config, drain_secs } => {
             // `config.reload` from the hub reads this file again.
             crate::control::set_config_path(crate::config::resolve_path(config.as_deref()));
+            let path = crate::config::resolve_path(config.as_deref());
             match sync::load_config(config.as_deref()) {
-                Ok(config) => crate::service::run(
-                    crate::jobs::Agent::new(config, probe_exe()),
-                    std::time::Duration::from_secs(drain_secs),
-                )
-                .into(),
+                Ok(config) => {
+                    if let Some(warning) = crate::config::exposure_warning(&path) {
+                        tracing::warn!("{warning}");
+                    }
+                    let agent = crate::jobs::Agent::new(config, probe_exe());
+                    crate::service::run(agent, std::time::Duration::from_secs(drain_secs)).into()
+                }
                 Err(exit) => exit.into(),
             }
         }

@@ -353,6 +353,28 @@ fn resolve_path_from(cli: Option<&Path>, env: Option<OsString>) -> PathBuf {
     }
 }
 
+/// A warning when the configuration file at `path`, which holds API keys and
+/// database passwords, can be read or written by other users (Unix modes).
+pub fn exposure_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the configuration file {} holds API keys and passwords and other users can access it \
+                 (mode {mode:04o}). Resolution: chmod 600 {0}, owned by the service account",
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
