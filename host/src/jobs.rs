@@ -63,7 +63,59 @@ impl JobError {
     }
 }
 
+/// What an exit code means, in a few words (for `ledgerlink status`).
+fn exit_label(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Success => "uploaded",
+        Exit::NothingChanged => "nothing changed",
+        Exit::Spooled => "spooled",
+        Exit::Validation => "invalid data",
+        Exit::Config => "configuration error",
+        Exit::Source => "source error",
+        Exit::Problems | Exit::Usage => "failed",
+    }
+}
+
+/// `text` on one line of at most 600 characters (room for a resolution).
+fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(600) {
+        Some((end, _)) => format!("{} …", &line[..end]),
+        None => line,
+    }
+}
+
 impl SyncReport {
+    /// The run's outcome for `ledgerlink status`: what its exit code means and,
+    /// unless it went well, the first company/year that decided it and why.
+    pub fn summary(&self) -> String {
+        let exit = self.exit();
+        let label = exit_label(exit);
+        if let Some(error) = &self.source_error {
+            return format!("{label}: {error}");
+        }
+        let decisive = self.years.iter().find_map(|(key, outcome)| {
+            let why = match (exit, outcome) {
+                (Exit::Config | Exit::Validation, YearOutcome::Refused { error, .. }) => error.clone(),
+                (Exit::Source, YearOutcome::Failed { error }) => error.clone(),
+                (Exit::Validation, YearOutcome::Invalid { report }) => format!(
+                    "{} problems, first: {}",
+                    report.total_problems,
+                    report.problems.first().map(|p| p.to_string()).unwrap_or_default()
+                ),
+                (Exit::Spooled, YearOutcome::Spooled { reason } | YearOutcome::Deferred { reason }) => {
+                    reason.clone()
+                }
+                _ => return None,
+            };
+            Some(format!("company {} {}: {why}", key.company, key.fiscal_year))
+        });
+        match decisive {
+            Some(why) => format!("{label} ({why})"),
+            None => label.to_owned(),
+        }
+    }
+
     /// The exit code of a finished sync (worst outcome wins).
     pub fn exit(&self) -> Exit {
         let any = |f: fn(&YearOutcome) -> bool| self.years.iter().any(|(_, o)| f(o));
@@ -236,10 +288,10 @@ impl Agent {
         let _ = state.run_started(&source.id, &now());
         let result = self.sync_started(&state, &desired, tenant, source, request, cancel, quiet);
         let outcome = match &result {
-            Ok(report) => report.exit(),
-            Err(e) => e.exit(),
+            Ok(report) => report.summary(),
+            Err(e) => format!("{}: {e}", exit_label(e.exit())),
         };
-        let _ = state.run_finished(&source.id, &now(), &format!("{outcome:?}"));
+        let _ = state.run_finished(&source.id, &now(), &one_line(&outcome));
         result
     }
 

@@ -728,6 +728,11 @@ fn refused_then_delivered(hub: &mut Hub, key: &str, agent: &Agent, says: &str, f
     assert!(output.contains("The data stays in the spool"), "{output}");
     assert!(!output.contains("llk_"), "no API key is printed: {output}");
     assert_eq!(agent.spooled().len(), 4, "every year waits in the spool");
+    // `status` says why the last run did not go through.
+    let status = agent.command(&["status", "--json"]).output().expect("status runs");
+    let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let last = status["tenants"][0]["sources"][0]["last_outcome"].as_str().unwrap_or_default().to_owned();
+    assert!(last.starts_with("configuration error (company 1 2024: ") && last.contains(says), "{last}");
 
     fix(hub);
     let delivered = agent.sync("hello", &[]);
