@@ -210,7 +210,7 @@ fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -
              ask the central service for a new one. {KEPT}"
         ),
         Refusal::NotAHub => format!(
-            "the server at {url} did not answer {what} as a Ledgerlink hub does ({status} {code}: {message}). \
+            "the server at {url} did not answer as a Ledgerlink hub does ({status} {code}: {message}). \
              Resolution: set `hub.url` to the hub's base address the central service gave (no path after \
              the host name), and check the proxy in between (`hub.proxy`, HTTPS_PROXY). {KEPT}"
         ),

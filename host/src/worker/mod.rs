@@ -70,6 +70,8 @@ struct Inner {
     watch: Arc<Watch>,
     /// An extraction's frames may still be in the pipe.
     extracting: AtomicBool,
+    /// The call the worker died in, once it has: later calls name it.
+    died_during: Mutex<Option<String>>,
     /// Windows: the Job Object that limits the worker and kills it with the host.
     #[cfg(windows)]
     _job: job_object::WorkerJob,
@@ -177,6 +179,7 @@ impl WorkerSource {
             frames: Mutex::new(frames),
             watch: watch.clone(),
             extracting: AtomicBool::new(false),
+            died_during: Mutex::new(None),
             #[cfg(windows)]
             _job: job,
         });
@@ -273,6 +276,14 @@ impl Inner {
                     None => "stopped answering".to_owned(),
                 }
             }
+        };
+        // A later call on the dead worker must not look like a crash of its own.
+        let mut died_during = self.died_during.lock().expect("death lock");
+        let during = died_during.get_or_insert_with(|| operation.to_owned());
+        let reason = if during == operation {
+            reason
+        } else {
+            format!("{reason} earlier, during {during}, so this call was not run")
         };
         SourceError::Crashed { plugin: self.plugin.clone(), operation: operation.to_owned(), reason }
     }

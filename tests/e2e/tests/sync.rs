@@ -863,3 +863,32 @@ fn sync_json_answers_on_stdout_when_the_sync_cannot_start() {
     assert_eq!(json["exit_code"], 3, "{json}");
     assert!(json["error"].as_str().unwrap().contains("helo"), "{json}");
 }
+
+#[test]
+fn after_a_plugin_crash_the_later_years_say_where_it_crashed_not_that_they_did() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let source = SourceConfig {
+        id: "m".into(),
+        plugin: "misbehaving".into(),
+        settings: json!({"mode": "abort"}),
+        years: vec![2024, 2025],
+        extra: String::new(),
+    };
+    let agent = Agent::new(&[plugin_library("fixture_misbehaving")], &hub.url, &key, &[source]);
+    let output = agent.sync("m", &[]);
+    let text = text(&output);
+    assert_eq!(exit_code(&output), 4, "{text}");
+    let line = |year: &str| {
+        text.lines().find(|l| l.starts_with("failed") && l.contains(year)).unwrap_or("").to_owned()
+    };
+    assert!(
+        line("2024").contains("crashed: signal 6 (SIGABRT) (during extract voucher_lines (company 1, 2024))"),
+        "{text}"
+    );
+    assert!(
+        line("2025")
+            .contains("earlier, during extract voucher_lines (company 1, 2024), so this call was not run"),
+        "{text}"
+    );
+}
