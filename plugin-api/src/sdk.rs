@@ -378,17 +378,19 @@ fn parse_settings<S: serde::de::DeserializeOwned>(json: &str) -> Result<S, Plugi
 /// settings whose values may be secrets.
 pub fn without_quoted_values(message: &str) -> String {
     let message = message.rsplit_once(" at line ").map_or(message, |(text, _)| text);
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    let quoting_values = message.starts_with("invalid type") || message.starts_with("invalid value");
-    while let Some(start) = rest.find(['`', '"']).filter(|_| quoting_values) {
-        let quote = rest[start..].chars().next().unwrap_or('`');
-        let Some(len) = rest[start + 1..].find(quote) else { break };
-        out.push_str(rest[..start].trim_end());
-        rest = &rest[start + 1 + len + 1..];
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            // `invalid type: string "…", expected u16`: keep the kind, drop the value.
+            let kind = rest.split([' ', ',']).next().unwrap_or_default();
+            let expected = rest.rfind(", expected").map_or("", |at| &rest[at..]);
+            return format!("{prefix}{kind}{expected}");
+        }
     }
-    out.push_str(rest);
-    out
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let expected = rest.rfind(", expected").map_or("", |at| &rest[at..]);
+        return format!("unknown variant{expected}");
+    }
+    message.to_owned()
 }
 
 /// Builds the root module for a plugin type; used by [`export_plugin!`](crate::export_plugin).
@@ -464,6 +466,14 @@ mod tests {
             parse_settings::<Settings>(r#"{"connection":{"server":"db","password":"x"},"lanes":"four"}"#)
                 .unwrap_err();
         assert!(!error.message.contains("four"), "{}", error.message);
+        // A quote inside the value does not end the stripping early.
+        let stripped =
+            without_quoted_values(r#"invalid type: string "pa\"ss word", expected u16 at line 1 column 9"#);
+        assert_eq!(stripped, "invalid type: string, expected u16");
+        assert_eq!(
+            without_quoted_values("unknown variant `hunter2`, expected `a` or `b`"),
+            "unknown variant, expected `a` or `b`"
+        );
         let error = parse_settings::<Settings>(r#"{"conection":{}}"#).unwrap_err();
         assert!(
             error.message.contains("unknown field `conection`"),

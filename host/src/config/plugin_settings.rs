@@ -60,13 +60,10 @@ fn check_value(value: &toml::Value, schema: &Value, name: &str, path: &FieldPath
                 | ("array", toml::Value::Array(_))
         );
         if !fits {
-            let shown = if is_secret_key(name) { String::new() } else { format!(" ({value})") };
+            // Only the type: a value in the wrong place may be a password, or a
+            // connection string holding one.
             problem(
-                format!(
-                    "`{name}` must be a{} {expected}, not a {}{shown}",
-                    article(expected),
-                    value.type_str()
-                ),
+                format!("`{name}` must be a{} {expected}, not a {}", article(expected), value.type_str()),
                 describe(name, schema),
             );
             return;
@@ -82,7 +79,8 @@ fn check_value(value: &toml::Value, schema: &Value, name: &str, path: &FieldPath
                 (None, Some(hi)) => format!("at most {hi}"),
                 (None, None) => String::new(),
             };
-            problem(format!("`{name}` is {n}, outside {range}"), describe(name, schema));
+            let shown = if is_secret_key(name) { String::new() } else { format!(" is {n},") };
+            problem(format!("`{name}`{shown} outside {range}"), describe(name, schema));
         }
     }
     let toml::Value::Table(table) = value else { return };
@@ -183,6 +181,12 @@ mod tests {
             "{found:#?}"
         );
         assert!(found[0].1.contains("40, outside 1..=16"), "{found:?}");
+        // A connection string where a table belongs holds a password: not quoted.
+        let found = issues("connection = \"Driver={x};PWD=hunter2\"");
+        assert_eq!(
+            found,
+            [("settings.connection".into(), "`connection` must be an object, not a string".into())]
+        );
         assert_eq!(
             issues("system_database = \"x\""),
             [("settings".into(), "the plugin needs `connection` in `settings`".into())]

@@ -415,11 +415,12 @@ fn a_secret_setting_that_is_not_a_string_names_line_and_field_but_not_its_value(
     let p = problem(&text);
     assert_problem(&p, 13, "tenants[0].sources[0].settings.connection.password", "not a quoted string");
     assert!(!format!("{p:?}").contains("98765432"), "{p:#?}");
-    let p = problem(&with_source_lines("  [tenants.sources.settings]\n  api_token = true"));
-    assert_problem(&p, 13, "tenants[0].sources[0].settings.api_token", "is a boolean");
-    // Other settings may be numbers, and secrets may be nested in tables.
+    let p = problem(&with_source_lines("  [tenants.sources.settings]\n  client_secret = true"));
+    assert_problem(&p, 13, "tenants[0].sources[0].settings.client_secret", "is a boolean");
+    // Other settings may be numbers, even with secret-like words in their names,
+    // and secrets may be nested in tables.
     parse_ok(&with_source_lines(
-        "  [tenants.sources.settings]\n  port = 5432\n  credentials = { user = \"u\", pwd = \"p\" }",
+        "  [tenants.sources.settings]\n  port = 5432\n  max_tokens = 100\n  sort_key = 3\n  credentials = { user = \"u\", pwd = \"p\" }",
     ));
 }
 

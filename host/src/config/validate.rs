@@ -265,7 +265,15 @@ fn check_source<'a>(
     check_secret_settings(&source.settings, &path.key("settings"), issues);
 }
 
-/// A setting named like a secret (password, pwd, token, …) must be a quoted
+/// True for a setting that can only be a password or secret text: its last
+/// word is one (`password`, `db_pwd`, `client_secret`). Broader secret-like names
+/// (`max_tokens`, `sort_key`) may be numbers and are only hidden, not checked.
+fn names_a_password(key: &str) -> bool {
+    let last = key.rsplit(['_', '-', '.']).next().unwrap_or(key).to_ascii_lowercase();
+    matches!(last.as_str(), "password" | "passwd" | "pwd" | "secret")
+}
+
+/// A setting named like a password (`password`, `pwd`, `client_secret`) must be a quoted
 /// string: only strings are encrypted at rest and hidden from messages, and a
 /// plugin's type error would otherwise quote the value. The value is not shown.
 fn check_secret_settings(table: &toml::Table, path: &FieldPath, issues: &mut Issues) {
@@ -273,7 +281,7 @@ fn check_secret_settings(table: &toml::Table, path: &FieldPath, issues: &mut Iss
         match value {
             toml::Value::Table(inner) => check_secret_settings(inner, &path.key(key), issues),
             toml::Value::String(_) => {}
-            other if super::is_secret_key(key) => issues.push(
+            other if names_a_password(key) => issues.push(
                 path.key(key),
                 format!("`{key}` is a {}, not a quoted string (its value is not shown)", other.type_str()),
                 format!("a secret is text: quote it, {key} = \"…\""),

@@ -23,6 +23,7 @@ use ledgerlink_protocol::{
     PROTOCOL_VERSION,
 };
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Records per spooled part (about 1 MB compressed; a part is held in memory until written).
@@ -112,6 +113,9 @@ pub struct SyncReport {
     pub source_error: Option<String>,
     /// Every company the source can see (reported to the hub for company selection).
     pub companies: Vec<Company>,
+    /// Spooled snapshots this run tried to deliver and could not, with their
+    /// outcome: a year that finds one of them is not sent a second time.
+    tried: BTreeMap<PathBuf, YearOutcome>,
 }
 
 /// Everything a sync needs besides the plugin.
@@ -221,6 +225,7 @@ pub fn sync_source(
     let mut report = SyncReport::default();
     // Deliver what earlier runs left in the spool first.
     let mut blocked = upload_pending(ctx, &spec.tenant, &mut report).err();
+    let tried = std::mem::take(&mut report.tried);
     let companies = source.companies()?;
     report.companies = companies.clone();
     let selected = select(companies, spec, request)?;
@@ -252,7 +257,17 @@ pub fn sync_source(
                     company: company.id.clone(),
                     fiscal_year: year,
                 };
-                match sync_year(ctx, source, plugin, entities, &company, &key, request.force, in_flight)? {
+                match sync_year(
+                    ctx,
+                    source,
+                    plugin,
+                    entities,
+                    &company,
+                    &key,
+                    request.force,
+                    in_flight,
+                    &tried,
+                )? {
                     Prepared::Done(outcome) => record(index, key, outcome),
                     Prepared::Spooled(entry) => {
                         in_flight.started();
@@ -275,7 +290,15 @@ pub fn sync_source(
     })?;
     let mut outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
     outcomes.sort_by_key(|(index, _, _)| *index);
-    report.years.extend(outcomes.into_iter().map(|(_, key, outcome)| (key, outcome)));
+    for (_, key, outcome) in outcomes {
+        // A year that upload_pending reported already is reported once: as this
+        // run left it, or as delivered there when it is unchanged now.
+        match report.years.iter_mut().find(|(known, _)| *known == key) {
+            Some(_) if matches!(outcome, YearOutcome::Unchanged) => {}
+            Some(known) => known.1 = outcome,
+            None => report.years.push((key, outcome)),
+        }
+    }
     Ok(report)
 }
 
@@ -431,6 +454,7 @@ fn sync_year(
     key: &SnapshotKey,
     force: bool,
     in_flight: &InFlight,
+    tried: &BTreeMap<PathBuf, YearOutcome>,
 ) -> Result<Prepared, SyncError> {
     let Some(_extracting) = ctx.spool.lock_year(key)? else {
         let reason =
@@ -453,6 +477,10 @@ fn sync_year(
         .into_iter()
         .find(|e| e.key() == *key && e.manifest.change_token == token && e.manifest.plugin == *plugin)
     {
+        // Tried already in this run (and refused, or failed): once is enough.
+        if let Some(outcome) = tried.get(&entry.dir) {
+            return Ok(Prepared::Done(outcome.clone()));
+        }
         return Ok(Prepared::Spooled(Box::new(entry)));
     }
     if !spool_has_room(ctx, in_flight) {
@@ -683,6 +711,12 @@ fn readable_by_hub(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<S
     Ok(Some(rewritten))
 }
 
+/// True when no later entry of `pending` (oldest first) is of `entry`'s year.
+fn pending_is_newest(pending: &[SpoolEntry], entry: &SpoolEntry) -> bool {
+    let key = entry.key();
+    !pending.iter().any(|other| other.key() == key && other.dir.file_name() > entry.dir.file_name())
+}
+
 /// Uploads the newest spooled snapshot of each year of `tenant`, oldest first
 /// (older ones of a year are superseded); stops at the first failure no upload
 /// of this run can get past (the hub is down, or refuses the tenant's key) and
@@ -700,7 +734,7 @@ pub fn upload_pending(
     for (index, entry) in pending.iter().enumerate() {
         let key = entry.key();
         // Only a year's newest snapshot goes; it supersedes the older ones.
-        if pending[index + 1..].iter().any(|later| later.key() == key) {
+        if !pending_is_newest(&pending, entry) {
             continue;
         }
         let waits = match supersede_older(ctx, entry) {
@@ -720,9 +754,23 @@ pub fn upload_pending(
             }
             // Another run is delivering it (or has).
             Ok(None) => {}
-            // The years this run selects get the same outcome without asking.
-            Err(e) if e.stops_every_upload() => return Err(upload_failed(e)),
-            Err(e) => report.years.push((key, upload_failed(e))),
+            Err(e) => {
+                let stops = e.stops_every_upload();
+                let outcome = upload_failed(e);
+                if stops {
+                    // This year and every other one waiting in the spool share it,
+                    // also those this run does not select: none goes unreported.
+                    for waiting in pending[index..].iter().filter(|w| pending_is_newest(&pending, w)) {
+                        log_outcome(&waiting.key(), &outcome);
+                        report.years.push((waiting.key(), outcome.clone()));
+                        report.tried.insert(waiting.dir.clone(), outcome.clone());
+                    }
+                    return Err(outcome);
+                }
+                log_outcome(&key, &outcome);
+                report.tried.insert(entry.dir.clone(), outcome.clone());
+                report.years.push((key, outcome));
+            }
         }
     }
     Ok(())

@@ -733,6 +733,19 @@ fn refused_then_delivered(hub: &mut Hub, key: &str, agent: &Agent, says: &str, f
     let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     let last = status["tenants"][0]["sources"][0]["last_outcome"].as_str().unwrap_or_default().to_owned();
     assert!(last.starts_with("configuration error (company 1 2024: ") && last.contains(says), "{last}");
+    // Again, with the four snapshots waiting: each is reported once and sent at most once.
+    let posts = |hub: &Hub| hub_requests(hub, "POST", "/v1/snapshots").len();
+    let before = posts(hub);
+    let again = agent.sync("hello", &[]);
+    let output = text(&again);
+    assert_eq!(exit_code(&again), 3, "{output}");
+    assert_eq!(output.matches("refused      company").count(), 4, "each year once: {output}");
+    assert!(posts(hub) - before <= 4, "no snapshot is sent twice in a run: {}", posts(hub) - before);
+    // A run of one year still reports the others waiting behind the same refusal.
+    let one = agent.sync("hello", &["--company", "1", "--year", "2024"]);
+    let output = text(&one);
+    assert_eq!(exit_code(&one), 3, "not `nothing changed` while data waits: {output}");
+    assert!(output.matches("refused      company").count() >= 1, "{output}");
 
     fix(hub);
     let delivered = agent.sync("hello", &[]);
@@ -754,7 +767,7 @@ fn a_refused_api_key_is_a_configuration_error_and_the_corrected_key_delivers_wha
     let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &mistyped, &[hello_source()]);
     refused_then_delivered(&mut hub, &key, &agent, "refused this tenant's API key", |hub| {
         // One refused upload is enough: the run's other years are not sent to be refused again.
-        assert_eq!(hub_requests(hub, "POST", "/v1/snapshots"), ["status=401"]);
+        assert_eq!(hub_requests(hub, "POST", "/v1/snapshots"), ["status=401"; 3], "one per run");
         edit_config(&agent, &mistyped, &key);
     });
 }
