@@ -482,13 +482,24 @@ fn check_reports_a_plugin_that_aborts_as_the_failed_step_and_survives_it() {
     assert_eq!(output.status.code(), Some(1), "a failed step, not a dead check: {stdout}");
     assert!(stdout.contains("Companies   1"), "the steps before ran: {stdout}");
     assert!(stdout.contains("FAILED at step `extract voucher_lines (company "), "{stdout}");
-    assert!(stdout.contains("crashed the process it ran in (signal 6 (SIGABRT))"), "{stdout}");
+    assert!(stdout.contains("ended the process it ran in (signal 6 (SIGABRT)) inside this step"), "{stdout}");
 
     let output = check(&["--json"]);
     let json = stdout_json(&output);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(json["passed"], false);
     assert!(json["failed_step"].as_str().unwrap().starts_with("extract voucher_lines"), "{json}");
+
+    // A plugin that ends the process "successfully" mid-step did not pass.
+    std::fs::write(&settings, r#"{"mode": "exit"}"#).unwrap();
+    let output = check(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAILED at step `extract voucher_lines (company ")
+            && stdout.contains("(exit code 0)"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -113,6 +113,11 @@ fn read_settings(path: &Path) -> Result<serde_json::Value, String> {
 /// crash ended.
 const STEP_FILE_ENV: &str = "LEDGERLINK_CHECK_STEP_FILE";
 
+/// What the child writes to the step file when it has printed its report: a
+/// child that ends without it ended inside a step, whatever its exit code says
+/// (a plugin's `exit(0)`, or a crash that Windows reports as an exit code).
+const FINISHED: &str = "\0finished";
+
 /// Runs the conformance kit on the plugin at `path`.
 ///
 /// With settings, the plugin's calls run in a child process (this command run
@@ -161,6 +166,7 @@ pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool
             _ => outln!("\nPASSED"),
         }
     }
+    printer.step(FINISHED);
     if report.passed {
         Exit::Success
     } else {
@@ -193,17 +199,17 @@ fn supervise(path: &Path, settings: &Path, probe_exe: &Path, as_json: bool) -> E
             return Exit::Problems;
         }
     };
-    if let Some(code) = status.code() {
-        return match code {
-            0 => Exit::Success,
-            3 => Exit::Config,
+    if step == FINISHED {
+        return match status.code() {
+            Some(0) => Exit::Success,
+            Some(3) => Exit::Config,
             _ => Exit::Problems,
         };
     }
     let step = if step.is_empty() { "load".to_owned() } else { step };
     let error = ErrorView {
         message: format!(
-            "the plugin crashed the process it ran in ({}); no error came back",
+            "the plugin ended the process it ran in ({}) inside this step; no result came back",
             crate::plugins::describe_exit_status(status)
         ),
         resolution: "A crash is not a panic the SDK can catch: an abort, `panic = \"abort\"` in a Cargo \

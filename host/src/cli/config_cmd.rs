@@ -2,8 +2,7 @@
 
 use crate::config;
 use crate::exit::Exit;
-use crate::plugins::{scan, PluginStatus};
-use std::collections::BTreeMap;
+use crate::plugins::{scan, LoadError, PluginStatus};
 use std::path::{Path, PathBuf};
 
 /// Loads and validates the configuration, then checks it against the installed
@@ -19,13 +18,18 @@ pub(super) fn validate(cli_path: Option<&Path>, probe_exe: &Path, default_plugin
         } else {
             cfg.plugins.directories.clone()
         };
-        let installed: BTreeMap<String, serde_json::Value> = scan(&dirs, probe_exe)
-            .into_iter()
-            .filter_map(|entry| match entry.status {
-                PluginStatus::Ok { manifest } => Some((manifest.id, manifest.settings_schema)),
-                PluginStatus::Error { .. } => None,
-            })
-            .collect();
+        let mut installed = config::Installed::default();
+        for entry in scan(&dirs, probe_exe) {
+            match entry.status {
+                PluginStatus::Ok { manifest } => {
+                    installed.schemas.insert(manifest.id, manifest.settings_schema);
+                }
+                PluginStatus::Error { error: LoadError::DuplicateId { id, .. } } => {
+                    installed.duplicate_ids.insert(id);
+                }
+                PluginStatus::Error { .. } => installed.unusable_files += 1,
+            }
+        }
         config::check_plugins(&path, &cfg, &installed).map(|()| cfg)
     });
     match checked {

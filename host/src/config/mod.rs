@@ -7,6 +7,7 @@
 
 mod locate;
 mod plugin_settings;
+pub use plugin_settings::Installed;
 mod redact;
 mod secret;
 mod validate;
@@ -354,13 +355,14 @@ fn resolve_path_from(cli: Option<&Path>, env: Option<OsString>) -> PathBuf {
 }
 
 /// A warning when the configuration file at `path`, which holds API keys and
-/// database passwords, can be read or written by other users (Unix modes).
+/// database passwords, can be read by any user or written by its group (Unix modes).
 pub fn exposure_warning(path: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-        (mode & 0o077 != 0).then(|| {
+        // Group read (0640, root:ledgerlink) is the usual way to let the service read it.
+        (mode & 0o027 != 0).then(|| {
             format!(
                 "the configuration file {} holds API keys and passwords and other users can access it \
                  (mode {mode:04o}). Resolution: chmod 600 {0}, owned by the service account",
@@ -415,11 +417,7 @@ fn placed(text: &str, issues: Vec<validate::Issue>) -> Vec<Problem> {
 /// Checks a loaded `config` (from `path`) against the installed plugins, by id
 /// with their settings schemas: every source's plugin is installed and its
 /// settings fit the schema (`ledgerlink config validate`).
-pub fn check_plugins(
-    path: &Path,
-    config: &Config,
-    installed: &std::collections::BTreeMap<String, serde_json::Value>,
-) -> Result<(), ConfigError> {
+pub fn check_plugins(path: &Path, config: &Config, installed: &Installed) -> Result<(), ConfigError> {
     let issues = plugin_settings::check(config, installed);
     if issues.is_empty() {
         return Ok(());

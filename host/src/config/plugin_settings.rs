@@ -11,30 +11,53 @@ use super::{is_secret_key, Config};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Every problem of `config`'s sources against the `installed` plugins' settings
-/// schemas (by plugin id).
-pub(crate) fn check(config: &Config, installed: &BTreeMap<String, Value>) -> Vec<Issue> {
+/// What the plugin directories hold: usable plugins' settings schemas by id, the
+/// ids more than one file provides (none of them is used), and how many files
+/// are unusable for other reasons.
+#[derive(Debug, Default)]
+pub struct Installed {
+    /// Settings schema by plugin id.
+    pub schemas: BTreeMap<String, Value>,
+    /// Ids provided by several files.
+    pub duplicate_ids: std::collections::BTreeSet<String>,
+    /// Files that are not usable plugins.
+    pub unusable_files: usize,
+}
+
+/// Every problem of `config`'s sources against the `installed` plugins.
+pub(crate) fn check(config: &Config, installed: &Installed) -> Vec<Issue> {
     let mut issues = Vec::new();
     let root = FieldPath::default();
     for (ti, tenant) in config.tenants.iter().enumerate() {
         for (si, source) in tenant.sources.iter().enumerate() {
             let path = root.key("tenants").index(ti).key("sources").index(si);
-            match installed.get(&source.plugin) {
-                None => issues.push(Issue {
+            match installed.schemas.get(&source.plugin) {
+                None if installed.duplicate_ids.contains(&source.plugin) => issues.push(Issue {
                     path: path.key("plugin"),
                     message: format!(
-                        "plugin `{}` is not installed (installed: {})",
-                        source.plugin,
-                        if installed.is_empty() {
-                            "none".into()
-                        } else {
-                            installed.keys().cloned().collect::<Vec<_>>().join(", ")
-                        }
+                        "plugin `{}` is provided by more than one file, so none is used",
+                        source.plugin
                     ),
-                    resolution: "correct the id, or copy the plugin file into `plugins.directories` \
-                                 (`ledgerlink plugins list` shows what is installed)"
-                        .into(),
+                    resolution: "keep one file per plugin id (`ledgerlink plugins list` names them)".into(),
                 }),
+                None => {
+                    let ids: Vec<&str> = installed.schemas.keys().map(String::as_str).collect();
+                    let unusable = match installed.unusable_files {
+                        0 => String::new(),
+                        n => format!("; {n} plugin file(s) cannot be used"),
+                    };
+                    issues.push(Issue {
+                        path: path.key("plugin"),
+                        message: format!(
+                            "plugin `{}` is not installed (installed: {}{unusable})",
+                            source.plugin,
+                            if ids.is_empty() { "none".into() } else { ids.join(", ") }
+                        ),
+                        resolution: "correct the id, or copy the plugin file into `plugins.directories`; \
+                                     `ledgerlink plugins list` shows what is installed and why a file cannot be used"
+                            .into(),
+                    })
+                }
                 Some(schema) => {
                     let settings = toml::Value::Table(source.settings.clone());
                     check_value(&settings, schema, "settings", &path.key("settings"), &mut issues);

@@ -190,11 +190,11 @@ fn tls_text(url: &str, problem: TlsProblem, detail: &str) -> String {
 impl Refusal {
     fn of(status: u16, code: &str) -> Refusal {
         match (status, code) {
+            // A proxy's or firewall's page rather than the hub's answer.
+            (401 | 403 | 407, "http_error") | (407, _) => Refusal::NotAHub,
             (401 | 403, _) => Refusal::Credentials,
             (413, _) | (_, "body_too_large" | "part_size" | "part_count") => Refusal::TooLarge,
-            (407, _) | (_, "http_error" | "unreadable_response" | "not_found" | "method_not_allowed") => {
-                Refusal::NotAHub
-            }
+            (_, "http_error" | "not_found" | "method_not_allowed") => Refusal::NotAHub,
             _ => Refusal::Snapshot,
         }
     }
@@ -298,7 +298,11 @@ impl HubClient {
                     }
                 }
                 Ok(r) if r.status().is_success() => Attempt::Done(r),
-                Ok(r) if r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(r)
+                    if r.status().is_server_error()
+                        || r.status() == StatusCode::TOO_MANY_REQUESTS
+                        || r.status() == StatusCode::REQUEST_TIMEOUT =>
+                {
                     if let Some(wait) = retry_after(&r) {
                         backoff = wait.min(retry.max_backoff);
                     }
@@ -420,14 +424,16 @@ fn commit_timeout(request_timeout: Duration, records: u64) -> Duration {
 
 fn json<T: serde::de::DeserializeOwned>(url: &str, what: &str, response: Response) -> Result<T, HubError> {
     let status = response.status().as_u16();
-    response.json().map_err(|e| HubError::Rejected {
+    // A reply cut off on the way says nothing about the data: the next run asks again.
+    response.json().map_err(|e| HubError::Unreachable {
         url: url.to_owned(),
-        what: what.to_owned(),
-        status,
-        code: "unreadable_response".into(),
-        message: describe_reqwest(e),
+        detail: format!("the answer to {what} ({status}) could not be read: {}", describe_reqwest(e)),
     })
 }
+
+/// Codes with which the hub asks for the upload again: a part it no longer has,
+/// a body cut off on the way. The data is fine; the next run uploads it again.
+const UPLOAD_AGAIN: [&str; 2] = ["parts_missing", "body_unreadable"];
 
 fn rejected(url: &str, what: &str, response: Response) -> HubError {
     let status = response.status().as_u16();
@@ -436,6 +442,12 @@ fn rejected(url: &str, what: &str, response: Response) -> HubError {
         Ok(body) => (body.error.code, body.error.message),
         Err(_) => ("http_error".into(), excerpt(&text)),
     };
+    if UPLOAD_AGAIN.contains(&code.as_str()) {
+        return HubError::Unreachable {
+            url: url.to_owned(),
+            detail: format!("the hub asked for {what} again ({status} {code}: {message})"),
+        };
+    }
     HubError::Rejected { url: url.to_owned(), what: what.to_owned(), status, code, message }
 }
 
@@ -483,13 +495,13 @@ mod tests {
         let cases = [
             (401, "unauthorized", Refusal::Credentials),
             (403, "forbidden", Refusal::Credentials),
+            (403, "http_error", Refusal::NotAHub),
             (413, "http_error", Refusal::TooLarge),
             (400, "part_size", Refusal::TooLarge),
             (400, "part_count", Refusal::TooLarge),
             (404, "not_found", Refusal::NotAHub),
             (404, "http_error", Refusal::NotAHub),
             (407, "http_error", Refusal::NotAHub),
-            (200, "unreadable_response", Refusal::NotAHub),
             (400, "validation_failed", Refusal::Snapshot),
             (404, "snapshot_not_found", Refusal::Snapshot),
             (409, "snapshot_not_committed", Refusal::Snapshot),
