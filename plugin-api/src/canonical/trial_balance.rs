@@ -37,9 +37,10 @@ impl TrialBalance {
     pub fn add_amount(&mut self, account_id: &str, amount: Decimal) {
         let row = match self.accounts.get_mut(account_id) {
             Some(row) => row,
-            // Zeros carry the amount's scale, so an empty side reads "0.00", not "0".
+            // Zeros carry the amount's scale, at least cents, so an empty side reads
+            // "0.00", not "0" or "0.0" (SQLite's drivers send 12.50 as "12.5").
             None => self.accounts.entry(account_id.to_owned()).or_insert_with(|| {
-                let zero = Decimal::new(0, amount.scale());
+                let zero = Decimal::new(0, amount.scale().max(2));
                 TrialBalanceRow { debit: zero, credit: zero, net: zero }
             }),
         };
@@ -49,6 +50,12 @@ impl TrialBalance {
             row.debit += amount;
         }
         row.net += amount;
+        // Money reads in cents at least (exactly: only trailing zeros are added).
+        for total in [&mut row.debit, &mut row.credit, &mut row.net] {
+            if total.scale() < 2 {
+                total.rescale(2);
+            }
+        }
     }
 
     /// Adds another trial balance's totals (of other lines of the same books):
@@ -93,6 +100,20 @@ mod tests {
         assert_eq!(tb.accounts["3000"].credit.to_string(), "100.00");
         assert_eq!(tb.accounts["3000"].debit.to_string(), "0.00", "an empty side keeps the scale");
         assert_eq!(tb.total_net(), Decimal::from_str("0.10").unwrap());
+    }
+
+    #[test]
+    fn an_empty_side_reads_in_cents_whatever_the_first_amounts_scale() {
+        let mut tb = TrialBalance::default();
+        tb.add_amount("7700", Decimal::from_str("3082405.7").unwrap());
+        tb.add_amount("1920", Decimal::from_str("-0.125").unwrap());
+        let text = |d: Decimal| d.to_string();
+        let row = &tb.accounts["7700"];
+        assert_eq!(
+            (text(row.debit), text(row.credit), text(row.net)),
+            ("3082405.70".into(), "0.00".into(), "3082405.70".into())
+        );
+        assert_eq!(text(tb.accounts["1920"].credit), "0.125", "mills stay exact");
     }
 
     #[test]
