@@ -31,6 +31,22 @@ pub fn run(agent: Agent, drain: Duration) -> Exit {
 }
 
 async fn serve(agent: Arc<Agent>, drain: Duration) -> Exit {
+    let data_dir = agent.config.agent.data_dir.clone();
+    let _running = match crate::state::ServiceLock::acquire_for_service(&data_dir) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            tracing::error!(
+                data_dir = %data_dir.display(),
+                "Another `ledgerlink run` uses this data directory. Resolution: stop it first (systemctl stop \
+                 ledgerlink), or give this one its own `agent.data_dir`."
+            );
+            return Exit::Config;
+        }
+        Err(e) => {
+            tracing::error!(data_dir = %data_dir.display(), error = %e, "Cannot lock the data directory.");
+            return Exit::Config;
+        }
+    };
     let agent_id =
         match agent.state().and_then(|s| s.agent_id().map_err(|e| crate::jobs::JobError::Sync(e.into()))) {
             Ok(id) => id,

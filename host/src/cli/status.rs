@@ -22,6 +22,7 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
     let spool = crate::spool::Spool::open(&config.spool_dir(), config.spool.max_bytes).ok();
     let (spool_entries, spool_bytes) =
         spool.as_ref().map_or((0, 0), |s| (s.pending().map(|p| p.len()).unwrap_or(0), s.usage()));
+    let service_running = crate::state::ServiceLock::held(&config.agent.data_dir);
     let mut tenants = Vec::new();
     for tenant in &config.tenants {
         let desired = DesiredState::for_tenant(&state, &tenant.id);
@@ -31,6 +32,14 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
             .flatten()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(json!({ "state": if config.control.as_ref().is_some_and(|c| c.enabled) { "not started" } else { "not configured" } }));
+        // What the last service left behind is not the state now.
+        let channel = match channel {
+            Value::Object(mut map) if !service_running => {
+                map.insert("state".into(), json!("not running (the service is stopped)"));
+                Value::Object(map)
+            }
+            other => other,
+        };
         let mut plugins: Vec<Value> = Vec::new();
         for source in &tenant.sources {
             if plugins.iter().any(|p| p["id"] == source.plugin.as_str()) {
@@ -65,7 +74,7 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
                     "last_run": last.as_ref().map(|l| &l.started_at),
                     "last_finished": last.as_ref().and_then(|l| l.finished_at.clone()),
                     "last_outcome": last.as_ref().and_then(|l| l.outcome.clone()),
-                    "next_run": state.setting(&next_run_key(&source.id)).ok().flatten(),
+                    "next_run": service_running.then(|| state.setting(&next_run_key(&source.id)).ok().flatten()).flatten(),
                 })
             })
             .collect();
@@ -73,6 +82,7 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
     }
     let report = json!({
         "agent_id": state.agent_id().ok(),
+        "service_running": service_running,
         "version": env!("CARGO_PKG_VERSION"),
         "spool": { "entries": spool_entries, "bytes": spool_bytes },
         "tenants": tenants,
@@ -81,7 +91,12 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
         outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         return Exit::Success;
     }
-    outln!("Ledgerlink {} (agent {})", env!("CARGO_PKG_VERSION"), report["agent_id"].as_str().unwrap_or("?"));
+    outln!(
+        "Ledgerlink {} (agent {}); service {}",
+        env!("CARGO_PKG_VERSION"),
+        report["agent_id"].as_str().unwrap_or("?"),
+        if service_running { "running" } else { "not running" }
+    );
     outln!("spool: {spool_entries} snapshot(s) waiting, {spool_bytes} bytes");
     for tenant in &tenants {
         let control = &tenant["control"];
@@ -107,7 +122,7 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
                 source["state"].as_str().unwrap_or("?"),
                 source["last_run"].as_str().unwrap_or("never"),
                 source["last_outcome"].as_str().unwrap_or("-"),
-                source["next_run"].as_str().unwrap_or("not scheduled (service not running?)"),
+                source["next_run"].as_str().unwrap_or("not scheduled (the service is not running)"),
             );
         }
     }

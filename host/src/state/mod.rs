@@ -363,6 +363,53 @@ fn migrate(db: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Held by `ledgerlink run` for its lifetime (`<data_dir>/service.lock`): a
+/// second service on the same data is refused, and `status` can tell whether
+/// the service runs.
+pub struct ServiceLock {
+    _file: std::fs::File,
+}
+
+impl ServiceLock {
+    fn path(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("service.lock")
+    }
+
+    /// Takes the lock; `Ok(None)` while another service holds it.
+    pub fn acquire(data_dir: &Path) -> std::io::Result<Option<ServiceLock>> {
+        create_private_dir_all(data_dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(Self::path(data_dir))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ServiceLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Takes the lock for a starting service, waiting up to 2 s: `status` takes
+    /// it for a moment to see whether a service runs.
+    pub fn acquire_for_service(data_dir: &Path) -> std::io::Result<Option<ServiceLock>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match Self::acquire(data_dir)? {
+                None if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                outcome => return Ok(outcome),
+            }
+        }
+    }
+
+    /// True while a service holds the lock on `data_dir`.
+    pub fn held(data_dir: &Path) -> bool {
+        Self::path(data_dir).exists() && matches!(Self::acquire(data_dir), Ok(None))
+    }
+}
+
 /// Creates `path` and its missing parents readable by this user only (0700 on
 /// Unix): the data directory and the spool hold the customer's books. An
 /// existing directory keeps its permissions.

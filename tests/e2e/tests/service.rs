@@ -115,3 +115,37 @@ fn sigterm_during_an_extraction_defers_the_year_instead_of_failing_it() {
     assert!(log.contains("outcome=Spooled"), "{log}");
     assert_eq!(hub.snapshot_count(&key, "big", "1", 2025), 0);
 }
+
+#[test]
+fn status_tells_whether_the_service_runs_and_a_second_service_is_refused() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let source = SourceConfig {
+        id: "hello".into(),
+        plugin: "hello-erp".into(),
+        settings: json!({}),
+        years: vec![2025],
+        extra: "  schedule = { type = \"interval\", every_minutes = 60 }".into(),
+    };
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[source]);
+    let status = || -> serde_json::Value {
+        let output = agent.command(&["status", "--json"]).output().expect("status runs");
+        serde_json::from_slice(&output.stdout).expect("status JSON")
+    };
+    let service = Service::start(&agent);
+    service.wait_for_jobs(1, Duration::from_secs(60));
+    let running = status();
+    assert_eq!(running["service_running"], true, "{running}");
+    assert!(running["tenants"][0]["sources"][0]["next_run"].is_string(), "{running}");
+
+    let second = agent.command(&["run"]).output().expect("a second run");
+    assert_eq!(second.status.code(), Some(3), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("Another `ledgerlink run` uses this data directory")
+    );
+
+    service.stop();
+    let stopped = status();
+    assert_eq!(stopped["service_running"], false, "{stopped}");
+    assert!(stopped["tenants"][0]["sources"][0]["next_run"].is_null(), "no stale next run: {stopped}");
+}
