@@ -10,18 +10,23 @@ use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 
-#[test]
-fn a_one_minute_schedule_runs_twice_and_sigterm_stops_within_the_deadline() {
-    let hub = Hub::start();
-    let key = hub.create_tenant("acme");
+/// An agent with a hello-erp source on an interval schedule.
+fn hello_agent(hub: &Hub, key: &str, years: Vec<i32>, every_minutes: u32) -> Agent {
     let source = SourceConfig {
         id: "hello".into(),
         plugin: "hello-erp".into(),
         settings: json!({}),
-        years: vec![2024, 2025],
-        extra: "  schedule = { type = \"interval\", every_minutes = 1 }".into(),
+        years,
+        extra: format!("  schedule = {{ type = \"interval\", every_minutes = {every_minutes} }}"),
     };
-    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[source]);
+    Agent::new(&[plugin_library("hello_erp")], &hub.url, key, &[source])
+}
+
+#[test]
+fn a_one_minute_schedule_runs_twice_and_sigterm_stops_within_the_deadline() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = hello_agent(&hub, &key, vec![2024, 2025], 1);
     let service = Service::start(&agent);
     service.wait_for_jobs(2, Duration::from_secs(100));
     assert_eq!(
@@ -120,14 +125,7 @@ fn sigterm_during_an_extraction_defers_the_year_instead_of_failing_it() {
 fn status_tells_whether_the_service_runs_and_a_second_service_is_refused() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = SourceConfig {
-        id: "hello".into(),
-        plugin: "hello-erp".into(),
-        settings: json!({}),
-        years: vec![2025],
-        extra: "  schedule = { type = \"interval\", every_minutes = 60 }".into(),
-    };
-    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &key, &[source]);
+    let agent = hello_agent(&hub, &key, vec![2025], 60);
     let status = || -> serde_json::Value {
         let output = agent.command(&["status", "--json"]).output().expect("status runs");
         serde_json::from_slice(&output.stdout).expect("status JSON")
