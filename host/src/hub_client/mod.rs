@@ -172,8 +172,10 @@ impl TlsProblem {
     }
 }
 
+/// Said of every refusal the configuration can fix.
+const KEPT: &str = "The data stays in the spool and goes with the first run after that.";
+
 fn tls_text(url: &str, problem: TlsProblem, detail: &str) -> String {
-    const KEPT: &str = "The data stays in the spool and goes with the first run after that.";
     match problem {
         TlsProblem::Certificate => format!(
             "the hub at {url} cannot be trusted: {detail}. Resolution: if its certificate comes from a private \
@@ -202,7 +204,6 @@ impl Refusal {
 
 /// A refusal in one line: what was refused, by whom, and what to do about it.
 fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -> String {
-    const KEPT: &str = "The data stays in the spool and goes with the first run after that.";
     match Refusal::of(status, code) {
         Refusal::Credentials => format!(
             "the hub at {url} refused this tenant's API key ({status} {code}: {message}). Resolution: check \

@@ -182,16 +182,9 @@ impl Drop for EntryClaim {
     }
 }
 
-/// Creates (or opens) `path` and takes its lock without waiting: `None` when
-/// another run holds it.
+/// [`crate::state::try_lock_file`], failing as a spool error naming the path.
 fn try_lock_file(path: &Path) -> Result<Option<File>, SpoolError> {
-    let file =
-        fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(io(path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(path)(e)),
-    }
+    crate::state::try_lock_file(path).map_err(io(path))
 }
 
 /// True when the locked `file` is still the one at `path` (not removed, nor

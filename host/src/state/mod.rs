@@ -378,16 +378,7 @@ impl ServiceLock {
     /// Takes the lock; `Ok(None)` while another service holds it.
     pub fn acquire(data_dir: &Path) -> std::io::Result<Option<ServiceLock>> {
         create_private_dir_all(data_dir)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(Self::path(data_dir))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(ServiceLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
+        Ok(try_lock_file(&Self::path(data_dir))?.map(|file| ServiceLock { _file: file }))
     }
 
     /// Takes the lock for a starting service, waiting up to 2 s: `status` takes
@@ -407,6 +398,17 @@ impl ServiceLock {
     /// True while a service holds the lock on `data_dir`.
     pub fn held(data_dir: &Path) -> bool {
         Self::path(data_dir).exists() && matches!(Self::acquire(data_dir), Ok(None))
+    }
+}
+
+/// Creates (or opens) `path` and takes its advisory lock without waiting:
+/// `None` while another process (or open file) holds it.
+pub fn try_lock_file(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
