@@ -537,3 +537,20 @@ fn check_passes_money_past_the_cent_with_a_warning_naming_the_line() {
     assert!(warning.starts_with("2 voucher lines of company 1 2025 have money past the cent"), "{warning}");
     assert!(warning.contains("SAF-T export refuses it"), "{warning}");
 }
+
+#[test]
+fn check_fails_a_plugin_whose_voucher_lines_come_back_and_names_where() {
+    let settings = r#"{"voucher_lines": 100, "batch_size": 16, "repeated_voucher": 3}"#;
+    let (output, _) = check_with_settings("fixture_synthetic", ".json", settings, &["--json"]);
+    let json = stdout_json(&output);
+    assert_eq!(output.status.code(), Some(1), "{json}");
+    assert_eq!(json["failed_step"], "validate", "{json}");
+    let validation = &json["companies"][0]["years"][0]["validation"];
+    assert_eq!(validation["total_problems"], 1, "{json}");
+    let problem = &validation["problems"][0];
+    assert_eq!(problem["source_key"], "AcTr:3:1", "the first line of the run that came back: {json}");
+    assert!(problem["message"].as_str().unwrap().contains("voucher `3` come back"), "{json}");
+
+    let (output, _) = check_with_settings("fixture_synthetic", ".json", r#"{"voucher_lines": 100}"#, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+}

@@ -4,8 +4,8 @@ use crate::error::ApiError;
 use crate::storage::{BlobKey, BlobStore, CommitData, MetadataStore, SnapshotRecord, Tenant};
 use axum::http::StatusCode;
 use ledgerlink_plugin_api::canonical::{
-    BorrowedVoucherLine, CheckedLines, Entity, LineChecker, NaiveDate, Problem, RecordBatch,
-    SnapshotValidator, TrialBalance, SCHEMA_VERSION,
+    BorrowedVoucherLine, CheckedLines, Entity, LineChecker, NaiveDate, Problem, RecordBatch, RunOrder,
+    SnapshotValidator, StretchRuns, TrialBalance, ValidationReport, SCHEMA_VERSION,
 };
 use ledgerlink_protocol::{sha256_hex, PartError, PartInfo, PartReader};
 use serde_json::json;
@@ -56,6 +56,7 @@ pub fn verify_snapshot(
     let stored = StoredParts { meta, blobs, tenant, snapshot };
 
     let mut validator = SnapshotValidator::new(MAX_PROBLEMS);
+    let mut runs = RunOrder::default();
     let mut trial_balance = TrialBalance::default();
     let mut records = 0u64;
     for part in other_parts {
@@ -114,6 +115,7 @@ pub fn verify_snapshot(
         })?;
         validator.absorb(stretch.lines);
         dates.absorb(stretch.dates);
+        runs.absorb(stretch.runs);
         trial_balance.merge(stretch.trial_balance);
         records += stretch.records;
     }
@@ -124,6 +126,9 @@ pub fn verify_snapshot(
         if report.problems.len() < MAX_PROBLEMS {
             report.problems.push(p);
         }
+    }
+    if runs.may_repeat() {
+        report.append(stored.name_repeated_runs(&line_parts, &runs)?, MAX_PROBLEMS);
     }
     if !report.is_valid() {
         let first = report.problems.first().map(ToString::to_string).unwrap_or_default();
@@ -232,6 +237,7 @@ fn check_count(part: &PartInfo, found: u64) -> Result<u64, ApiError> {
 struct CheckedStretch {
     lines: CheckedLines,
     dates: DateCheck,
+    runs: StretchRuns,
     trial_balance: TrialBalance,
     records: u64,
 }
@@ -291,6 +297,7 @@ impl StoredParts<'_> {
         stop: impl Fn() -> bool,
     ) -> Result<CheckedStretch, Option<ApiError>> {
         let (mut trial_balance, mut records) = (TrialBalance::default(), 0);
+        let mut runs = StretchRuns::default();
         for part in parts {
             if stop() {
                 return Err(None);
@@ -301,10 +308,25 @@ impl StoredParts<'_> {
                 checker.observe_borrowed_line(&line);
                 dates.check("voucher_lines", &line.source_key, line.date);
                 trial_balance.add_amount(&line.account_id, line.amount);
+                runs.observe(&line.voucher_id);
             }
             records += check_count(part, reader.records_read())?;
         }
-        Ok(CheckedStretch { lines: checker.finish(), dates, trial_balance, records })
+        Ok(CheckedStretch { lines: checker.finish(), dates, runs, trial_balance, records })
+    }
+
+    /// Reads every voucher-line part once more to name the vouchers whose lines come
+    /// back after other vouchers' lines (only when [`RunOrder`] found some may).
+    fn name_repeated_runs(&self, parts: &[&PartInfo], runs: &RunOrder) -> Result<ValidationReport, ApiError> {
+        let mut names = runs.names(MAX_PROBLEMS);
+        for part in parts {
+            let bytes = self.read(part)?;
+            let mut reader = self.reader(part, &bytes)?;
+            while let Some(line) = reader.next_record::<BorrowedVoucherLine<'_>>().map_err(invalid_record)? {
+                names.observe(&line.voucher_id, &line.source_key);
+            }
+        }
+        Ok(names.finish())
     }
 }
 

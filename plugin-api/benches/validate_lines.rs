@@ -1,6 +1,7 @@
 //! What the host and the hub spend per voucher line besides I/O and compression:
 //! decoding a batch as borrowed lines, validating them against the master data,
-//! and adding them to a trial balance. Prints one row per step, in CPU-seconds
+//! adding them to a trial balance, and (the hub) checking that every voucher's
+//! lines are one run. Prints one row per step, in CPU-seconds
 //! per million lines (median of `BENCH_ROUNDS`, default 5; `BENCH_LINES` lines,
 //! default 1 000 000, in batches of 10 000 as the plugins send them).
 //!
@@ -8,7 +9,8 @@
 
 use ledgerlink_plugin_api::canonical::{
     decode_borrowed_voucher_lines, encode_batch, Account, BorrowedVoucherLine, Customer, Decimal,
-    DimensionRef, DimensionType, NaiveDate, SnapshotValidator, Supplier, TaxCode, TrialBalance, VoucherLine,
+    DimensionRef, DimensionType, NaiveDate, RunOrder, SnapshotValidator, StretchRuns, Supplier, TaxCode,
+    TrialBalance, VoucherLine,
 };
 use ledgerlink_plugin_api::RecordBatch;
 use std::hint::black_box;
@@ -52,11 +54,25 @@ fn main() {
         assert_eq!(trial_balance.accounts.len() as u64, ACCOUNTS);
     });
 
+    let runs = median(rounds, || {
+        let mut stretch = StretchRuns::default();
+        decoded.iter().flatten().for_each(|line| stretch.observe(&line.voucher_id));
+        let mut order = RunOrder::default();
+        order.absorb(stretch);
+        assert!(!order.may_repeat());
+    });
+
     let per_million = |d: Duration| d.as_secs_f64() * 1e6 / lines as f64;
     println!("{lines} voucher lines in batches of {BATCH_LINES}, median of {rounds} rounds\n");
     println!("| step | s per M lines | lines/s |");
     println!("|---|---:|---:|");
-    for (step, took) in [("decode (borrowed)", decode), ("validate", validate), ("trial balance", balance)] {
+    let steps = [
+        ("decode (borrowed)", decode),
+        ("validate", validate),
+        ("trial balance", balance),
+        ("voucher runs (hub)", runs),
+    ];
+    for (step, took) in steps {
         println!("| {step} | {:.3} | {:.0} |", per_million(took), lines as f64 / took.as_secs_f64());
     }
 }

@@ -4,13 +4,17 @@ use crate::exit::Exit;
 use crate::plugins::{probe, LoadErrorView, LoadedPlugin, PluginSource, SourceError};
 use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::canonical::{
-    is_past_the_cent, validate_company, Entity, SnapshotValidator, TrialBalance, ValidationReport,
+    is_past_the_cent, validate_company, Entity, RepeatedRuns, SnapshotValidator, TrialBalance,
+    ValidationReport,
 };
 use ledgerlink_plugin_api::sdk::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
+
+/// How many validation problems a year's report keeps (all are counted).
+const MAX_PROBLEMS: usize = 100;
 
 /// The whole outcome of a check, printed as JSON with `--json`.
 #[derive(Debug, Default, Serialize)]
@@ -396,7 +400,9 @@ fn check_year(
         });
     }
     out.line(format!("  {year}  change token {token}"));
-    let mut validator = SnapshotValidator::default();
+    let mut validator = SnapshotValidator::new(MAX_PROBLEMS);
+    // As the hub does; here in one pass, as a partner's test data is small.
+    let mut repeated_runs = RepeatedRuns::every_voucher(MAX_PROBLEMS);
     let mut trial_balance = TrialBalance::default();
     let mut past_the_cent: (u64, Option<String>) = (0, None);
     let mut counts = BTreeMap::new();
@@ -411,6 +417,7 @@ fn check_year(
             validator.observe(&batch);
             if let ledgerlink_plugin_api::RecordBatch::VoucherLines(lines) = &batch {
                 lines.iter().for_each(|line| trial_balance.add(line));
+                lines.iter().for_each(|line| repeated_runs.observe(&line.voucher_id, &line.source_key));
                 for line in lines {
                     let amounts = [Some(line.amount), line.amount_currency, line.tax_amount];
                     if let Some(amount) = amounts.into_iter().flatten().find(|a| is_past_the_cent(*a)) {
@@ -433,7 +440,8 @@ fn check_year(
         out.line(format!("        WARNING: {warning}"));
         warnings.push(warning);
     }
-    let validation = validator.finish();
+    let mut validation = validator.finish();
+    validation.append(repeated_runs.finish(), MAX_PROBLEMS);
     if validation.is_valid() {
         out.line("        validation         ok");
     } else {

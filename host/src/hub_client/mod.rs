@@ -202,6 +202,10 @@ impl Refusal {
     }
 }
 
+/// What becomes of a snapshot the hub refused.
+const SNAPSHOT_KEPT: &str =
+    "The snapshot stays in the spool; new data in the ERP or a new plugin version replaces it.";
+
 /// A refusal in one line: what was refused, by whom, and what to do about it.
 fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -> String {
     match Refusal::of(status, code) {
@@ -222,11 +226,16 @@ fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -
              least 64 MiB per part. {KEPT}"
         ),
         Refusal::Certificate => tls_text(url, TlsProblem::Certificate, message),
+        Refusal::Snapshot if code == "validation_failed" => format!(
+            "the hub at {url} refused {what}: {status} {code}: {message}. Resolution: the hub checks a \
+             snapshot more closely than the agent can while it syncs (for example that each voucher's lines \
+             come together), or its checks are newer; what it names is in the data the plugin read: update \
+             the plugin, or send this message to the plugin's vendor. {SNAPSHOT_KEPT}"
+        ),
         Refusal::Snapshot => format!(
             "the hub at {url} refused {what}: {status} {code}: {message}. Resolution: the hub's checks \
              disagree with this agent's, so their versions may differ: update the agent and its plugins, \
-             or send this message to the central service. The snapshot stays in the spool; new data in the \
-             ERP or a new plugin version replaces it."
+             or send this message to the central service. {SNAPSHOT_KEPT}"
         ),
     }
 }

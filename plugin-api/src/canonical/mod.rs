@@ -14,6 +14,7 @@ mod party;
 mod trial_balance;
 mod validate;
 mod voucher;
+mod voucher_runs;
 
 pub use batch_writer::{BatchWriter, EncodesAs};
 pub use borrowed::{decode_borrowed_voucher_lines, BorrowedDimensionRef, BorrowedVoucherLine, Text};
@@ -30,6 +31,7 @@ pub use validate::{
     validate_company, CheckedLines, LineChecker, Problem, SnapshotValidator, ValidationReport,
 };
 pub use voucher::{Voucher, VoucherLine};
+pub use voucher_runs::{RepeatedRuns, RunOrder, StretchRuns};
 
 pub use chrono::{Datelike, NaiveDate};
 pub use rust_decimal::Decimal;

@@ -39,6 +39,13 @@ impl ValidationReport {
     pub fn is_valid(&self) -> bool {
         self.total_problems == 0
     }
+
+    /// Adds another check's findings after these, keeping at most `max_problems`.
+    pub fn append(&mut self, other: ValidationReport, max_problems: usize) {
+        self.total_problems += other.total_problems;
+        let room = max_problems.saturating_sub(self.problems.len());
+        self.problems.extend(other.problems.into_iter().take(room));
+    }
 }
 
 /// Checks a company record on its own.

@@ -403,6 +403,43 @@ fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
 }
 
 #[test]
+fn a_voucher_whose_lines_come_back_later_is_refused_by_the_hub_and_never_counted_twice() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    // 250 000 lines make three parts, which the hub verifies in stretches side by
+    // side: voucher 7 starts the first, its lines come back at the end of the last.
+    let settings = json!({"voucher_lines": 250_000, "repeated_voucher": 7});
+    let agent =
+        Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[synthetic_source(settings)]);
+    let output = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&output), 5, "{}", text(&output));
+    let said = text(&output);
+    assert!(
+        said.contains("validation_failed")
+            && said.contains("[AcTr:7:1] voucher_id: the lines of voucher `7` come back here")
+            && said.contains("send this message to the plugin's vendor"),
+        "{said}"
+    );
+    assert_eq!(
+        hub.snapshot_count(&key, "synthetic", "1", 2025),
+        0,
+        "nothing stored, so nothing counted twice"
+    );
+    assert_eq!(agent.spooled().len(), 1, "the snapshot waits in the spool for a fixed plugin: {said}");
+
+    // The same data without the repeat is accepted: the refusal was the repeat's.
+    let fixed = Agent::new(
+        &[plugin_library("fixture_synthetic")],
+        &hub.url,
+        &key,
+        &[synthetic_source(json!({"voucher_lines": 250_000}))],
+    );
+    let output = fixed.sync("synthetic", &[]);
+    assert_eq!(exit_code(&output), 0, "{}", text(&output));
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1);
+}
+
+#[test]
 fn no_secret_reaches_output_spool_state_or_the_hub_log() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
