@@ -281,6 +281,18 @@ fn hub_url_must_be_https_except_loopback() {
 }
 
 #[test]
+fn a_hub_url_that_does_not_parse_is_reported_without_its_password() {
+    for url in ["https://ops:S3cretPW@hub.example.com:99999", "https://ops:S3cretPW@hub example.com"] {
+        let p = problem(&MINIMAL.replace("https://hub.example.com", url));
+        assert_problem(&p, 3, "hub.url", "is not a URL");
+        assert!(!format!("{p:?}").contains("S3cretPW"), "{p:?}");
+    }
+    let p = problem(&MINIMAL.replace("https://hub.example.com", "https://ops:S3cretPW@hub.example.com"));
+    assert_problem(&p, 3, "hub.url", "contains credentials");
+    assert!(!format!("{p:?}").contains("S3cretPW"), "{p:?}");
+}
+
+#[test]
 fn schedule_values_are_validated_with_their_field() {
     let cases = [
         ("{ type = \"nightly\", window_start = \"25:00\" }", "window_start", "`25:00` is not a time"),

@@ -96,7 +96,7 @@ fn check_hub(config: &Config, path: &FieldPath, issues: &mut Issues) {
     match url::Url::parse(&hub.url) {
         Err(e) => issues.push(
             path.key("url"),
-            format!("`{}` is not a URL ({e})", hub.url),
+            format!("`{}` is not a URL ({e})", super::redact_url(&hub.url)),
             "write the hub's address with its scheme, e.g. \"https://hub.example.com\"",
         ),
         Ok(url) => {
