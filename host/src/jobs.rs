@@ -316,7 +316,7 @@ impl Agent {
         let mut entities = manifest.entities.clone();
         crate::pipeline::extraction_order(&mut entities);
         let mut spec = spec_of(tenant, source);
-        spec.companies = crate::control::narrow(spec.companies, desired.company_selection(&source.id));
+        spec.hub_selection = desired.company_selection(&source.id);
         let report = sync_source(&ctx, opened.as_ref(), &plugin_ref, &entities, &spec, request)?;
         crate::control::record_sync(state, tenant, source, &report);
         Ok(report)
@@ -330,6 +330,7 @@ fn spec_of(tenant: &Tenant, source: &Source) -> SourceSpec {
         tenant: tenant.id.clone(),
         id: source.id.clone(),
         companies: source.companies.clone(),
+        hub_selection: None,
         years: YearSelection::List(source.fiscal_years.years(current_year)),
     }
 }

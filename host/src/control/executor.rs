@@ -231,22 +231,9 @@ async fn sync(ctx: &Arc<Ctx>, source_id: &str, request: SyncRequest) -> Result<V
     ctx.board.started(source_id, cancel.clone());
     let agent = ctx.agent();
     let id = source_id.to_owned();
-    let result = tokio::task::spawn_blocking(move || {
-        let state = agent.state().ok();
-        if let Some(state) = &state {
-            let _ = state.run_started(&id, &now());
-        }
-        let result = agent.sync(&id, &request, cancel, true);
-        let outcome = match &result {
-            Ok(report) => format!("{:?}", report.exit()),
-            Err(e) => format!("{:?}", e.exit()),
-        };
-        if let Some(state) = &state {
-            let _ = state.run_finished(&id, &now(), &outcome);
-        }
-        result
-    })
-    .await;
+    // `Agent::sync` records the run and its outcome, as for a scheduled one; a
+    // sync it refuses (source or plugin switched off) is no run.
+    let result = tokio::task::spawn_blocking(move || agent.sync(&id, &request, cancel, true)).await;
     ctx.board.finished(source_id);
     match result.map_err(|e| e.to_string())? {
         Ok(report) => {

@@ -129,17 +129,6 @@ pub fn describe_disabled(d: &Disabled) -> String {
     )
 }
 
-/// The companies a source syncs: the configuration's filter narrowed by the hub's selection.
-pub fn narrow(configured: Option<Vec<String>>, selected: Option<Vec<String>>) -> Option<Vec<String>> {
-    match (configured, selected) {
-        (None, selected) => selected,
-        (configured, None) => configured,
-        (Some(configured), Some(selected)) => {
-            Some(configured.into_iter().filter(|c| selected.contains(c)).collect())
-        }
-    }
-}
-
 fn outcome_name(outcome: &YearOutcome) -> (&'static str, Option<String>) {
     match outcome {
         YearOutcome::Unchanged => ("unchanged", None),
@@ -296,16 +285,6 @@ impl JobBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hub_selection_narrows_and_the_configuration_narrows_further() {
-        let v = |items: &[&str]| Some(items.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(narrow(None, None), None);
-        assert_eq!(narrow(None, v(&["1"])), v(&["1"]));
-        assert_eq!(narrow(v(&["1", "2"]), None), v(&["1", "2"]));
-        assert_eq!(narrow(v(&["1", "2"]), v(&["2", "3"])), v(&["2"]));
-        assert_eq!(narrow(v(&["1"]), v(&[])), v(&[]));
-    }
 
     #[test]
     fn desired_state_survives_reopening_the_state_store() {

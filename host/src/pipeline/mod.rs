@@ -45,8 +45,10 @@ pub struct SourceSpec {
     pub tenant: String,
     /// Source id.
     pub id: String,
-    /// Companies to sync; all visible ones when `None`.
+    /// Companies to sync by the configuration; all visible ones when `None`.
     pub companies: Option<Vec<String>>,
+    /// Companies selected on the hub for this source; no selection when `None`.
+    pub hub_selection: Option<Vec<String>>,
     /// Fiscal years to sync.
     pub years: YearSelection,
 }
@@ -163,6 +165,26 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Why `company` of the source is left out, with what selects it; `None` when it is selected.
+fn not_selected(spec: &SourceSpec, company: &str) -> Option<String> {
+    let listed = |list: &Option<Vec<String>>| list.as_ref().is_none_or(|l| l.iter().any(|c| c == company));
+    if !listed(&spec.companies) {
+        return Some(format!(
+            "company `{company}` is not in the `companies` of source `{}` in the configuration. \
+             Resolution: add it there to sync it",
+            spec.id
+        ));
+    }
+    if !listed(&spec.hub_selection) {
+        return Some(format!(
+            "company `{company}` of source `{}` is not selected on the hub. Resolution: select it on the \
+             hub first (the customer's choice; support: `ledgerlink-hub admin companies`), then sync",
+            spec.id
+        ));
+    }
+    None
+}
+
 /// The company/years a request covers, in order.
 fn select(
     companies: Vec<Company>,
@@ -178,10 +200,13 @@ fn select(
                 known.join(", ")
             )));
         }
+        if let Some(why) = not_selected(spec, wanted) {
+            return Err(SyncError::Selection(why));
+        }
     }
     let mut selected = Vec::new();
     for company in companies {
-        let configured = spec.companies.as_ref().is_none_or(|list| list.contains(&company.id));
+        let configured = not_selected(spec, &company.id).is_none();
         let requested = request.company.as_ref().is_none_or(|c| *c == company.id);
         if !(configured && requested) {
             continue;
@@ -785,5 +810,52 @@ mod tests {
         let mut entities = vec![Entity::Vouchers, Entity::VoucherLines, Entity::Accounts, Entity::Vouchers];
         extraction_order(&mut entities);
         assert_eq!(entities, [Entity::Accounts, Entity::VoucherLines, Entity::Vouchers]);
+    }
+
+    fn company(id: &str) -> Company {
+        let day = |m, d| ledgerlink_plugin_api::canonical::NaiveDate::from_ymd_opt(2025, m, d).unwrap();
+        Company {
+            id: id.into(),
+            name: format!("Company {id}"),
+            organisation_number: None,
+            currency: "NOK".into(),
+            fiscal_years: vec![ledgerlink_plugin_api::canonical::FiscalYear {
+                year: 2025,
+                start: day(1, 1),
+                end: day(12, 31),
+            }],
+            source_key: id.into(),
+        }
+    }
+
+    #[test]
+    fn the_configuration_and_the_hub_both_select_and_a_request_for_another_company_is_refused() {
+        let spec = SourceSpec {
+            tenant: "t".into(),
+            id: "erp".into(),
+            companies: Some(vec!["1".into(), "2".into()]),
+            hub_selection: Some(vec!["2".into(), "3".into()]),
+            years: YearSelection::List(vec![2025]),
+        };
+        let all = || ["1", "2", "3", "4"].map(company).to_vec();
+        let chosen = select(all(), &spec, &SyncRequest::default()).unwrap();
+        let ids: Vec<&str> = chosen.iter().map(|(c, _)| c.id.as_str()).collect();
+        assert_eq!(ids, ["2"]);
+        let asked = |id: &str| SyncRequest { company: Some(id.into()), ..SyncRequest::default() };
+        assert_eq!(select(all(), &spec, &asked("2")).unwrap().len(), 1);
+        let refused = |id: &str| match select(all(), &spec, &asked(id)) {
+            Err(SyncError::Selection(why)) => why,
+            other => panic!("company {id}: {other:?}"),
+        };
+        assert!(
+            refused("1").contains("company `1` of source `erp` is not selected on the hub"),
+            "{}",
+            refused("1")
+        );
+        assert!(refused("3").contains("not in the `companies` of source `erp` in the configuration"));
+        assert!(refused("4").contains("not in the `companies`"), "the configuration is named first");
+        assert!(refused("9").contains("has no company `9`"));
+        let open = SourceSpec { companies: None, hub_selection: None, ..spec };
+        assert_eq!(select(all(), &open, &SyncRequest::default()).unwrap().len(), 4);
     }
 }

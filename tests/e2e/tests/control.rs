@@ -165,6 +165,10 @@ fn every_transport_carries_admin_commands_and_their_results() {
         assert_eq!(row["state"], "done", "{transport}: {row}");
         assert_eq!(row["result"]["exit_code"], 0, "{transport}: {row}");
         assert_eq!(row["result"]["years"][0]["outcome"], "uploaded", "{transport}: {row}");
+        let status: Value =
+            serde_json::from_slice(&agent.command(&["status", "--json"]).output().unwrap().stdout).unwrap();
+        let last = &status["tenants"][0]["sources"][0]["last_outcome"];
+        assert_eq!(last, "uploaded", "{transport}: the run is recorded as a local sync records it: {status}");
         let (ok, row, out) = admin(&hub, &token, &["diagnostics", "acme", &id, "--wait", "30"]);
         assert!(ok, "{transport}: {out}");
         let diagnostics = row["result"].to_string();
@@ -402,6 +406,11 @@ fn a_new_company_is_reported_and_synced_only_once_selected_on_the_hub() {
 
     let added = fixture.add_company(100).expect("add company").id;
     assert_eq!(sync(false), original, "a new company is not synced before it is selected");
+    let (ok, row, out) =
+        admin(&hub, &token, &["sync", "acme", &id, "--source", "visma", "--company", &added, "--wait", "60"]);
+    assert!(!ok && row["state"] == "failed", "asked for by name, it is refused, not skipped: {out}");
+    let error = row["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("company `{added}` of source `visma` is not selected on the hub")), "{out}");
     wait_for("the new company listed as available", Duration::from_secs(10), || {
         selection(&added) == Some(false)
     });
