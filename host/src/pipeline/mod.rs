@@ -656,8 +656,12 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<YearOutco
         entry.remove()?;
         Err(e.into())
     };
-    if let Err(e) = entry.verify() {
-        return discard(e);
+    // Only parts that do not match their manifest are damaged; a part that cannot
+    // be read now (permissions, an I/O error, a scanner holding it) stays for later.
+    match entry.verify() {
+        Ok(()) => {}
+        Err(e @ SpoolError::Corrupt { .. }) => return discard(e),
+        Err(e) => return Err(e.into()),
     }
     let rewritten = match readable_by_hub(ctx, entry) {
         Ok(rewritten) => rewritten,

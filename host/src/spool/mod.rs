@@ -22,7 +22,7 @@
 use crate::state::{create_private_dir_all, random_hex, SnapshotKey};
 use ledgerlink_protocol::{sha256_hex, snapshot_id, EncodedPart, Manifest};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -354,8 +354,10 @@ impl Spool {
         })
     }
 
-    /// The complete snapshots, oldest first. Entries whose files cannot be read
-    /// are removed (with a warning) and not returned.
+    /// The complete snapshots, oldest first. An entry whose files cannot be read or
+    /// parsed is left where it is, unreturned, with a warning (once per process):
+    /// a newer agent may have written it (rolled back since), or its permissions
+    /// may be wrong; its company and year are extracted again meanwhile.
     pub fn pending(&self) -> Result<Vec<SpoolEntry>, SpoolError> {
         let ready = self.dir.join("ready");
         let mut dirs: Vec<PathBuf> =
@@ -373,13 +375,26 @@ impl Spool {
                 Ok(entry) => entries.push(entry),
                 // Delivered and removed meanwhile (by the uploading thread).
                 Err(_) if !dir.exists() => {}
-                Err(detail) => {
-                    tracing::warn!(path = %dir.display(), %detail, "Removing an unreadable spool entry; its data will be extracted again.");
-                    let _ = fs::remove_dir_all(&dir);
-                }
+                Err(detail) => warn_unreadable_once(&dir, &detail),
             }
         }
         Ok(entries)
+    }
+}
+
+/// Warns about a spool entry that cannot be read, once per entry and process (the
+/// spool is listed several times per run).
+fn warn_unreadable_once(dir: &Path, detail: &str) {
+    static WARNED: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
+    let first = WARNED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(dir.to_owned());
+    if first {
+        tracing::warn!(
+            path = %dir.display(),
+            detail,
+            "A spooled snapshot cannot be read; it is kept, and its company and year are extracted again. \
+             Resolution: if a newer Ledgerlink wrote it, update this agent and it is delivered; otherwise \
+             fix the permissions of its files, or remove the directory."
+        );
     }
 }
 
@@ -573,6 +588,30 @@ mod tests {
         assert!(!locked_in_place(&lock, &path), "removed by a sweep");
         fs::write(&path, b"").unwrap();
         assert!(!locked_in_place(&lock, &path), "another file under the same name");
+    }
+
+    #[test]
+    fn an_entry_that_cannot_be_read_is_kept_and_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), u64::MAX).unwrap();
+        let newer_agent = spooled(&spool, "newer");
+        let unreadable = spooled(&spool, "unreadable");
+        let fine = spooled(&spool, "fine");
+        // A manifest with a field this agent does not know, as a newer agent would write it.
+        let path = newer_agent.dir.join("manifest.json");
+        let mut manifest: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        manifest["field_of_a_later_version"] = serde_json::json!(1);
+        fs::write(&path, manifest.to_string()).unwrap();
+        // An entry file that cannot be read (a directory in its place: an I/O error even for root).
+        fs::remove_file(unreadable.dir.join("entry.json")).unwrap();
+        fs::create_dir(unreadable.dir.join("entry.json")).unwrap();
+
+        for _ in 0..2 {
+            let listed: Vec<PathBuf> = spool.pending().unwrap().into_iter().map(|e| e.dir).collect();
+            assert_eq!(listed, std::slice::from_ref(&fine.dir));
+        }
+        assert!(path.exists(), "kept for the newer agent");
+        assert!(unreadable.dir.join("manifest.json").exists(), "kept until its permissions are fixed");
     }
 
     #[test]

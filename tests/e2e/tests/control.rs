@@ -410,7 +410,10 @@ fn a_new_company_is_reported_and_synced_only_once_selected_on_the_hub() {
         admin(&hub, &token, &["sync", "acme", &id, "--source", "visma", "--company", &added, "--wait", "60"]);
     assert!(!ok && row["state"] == "failed", "asked for by name, it is refused, not skipped: {out}");
     let error = row["error"].as_str().unwrap_or_default();
-    assert!(error.contains(&format!("company `{added}` of source `visma` is not selected on the hub")), "{out}");
+    assert!(
+        error.contains(&format!("company `{added}` of source `visma` is not selected on the hub")),
+        "{out}"
+    );
     wait_for("the new company listed as available", Duration::from_secs(10), || {
         selection(&added) == Some(false)
     });

@@ -386,6 +386,32 @@ fn a_flipped_byte_in_a_spooled_part_is_detected_and_never_accepted() {
 }
 
 #[test]
+fn a_spooled_part_that_cannot_be_read_now_is_kept_and_delivered_once_it_can() {
+    let (mut hub, key, agent, entry) = one_spooled_snapshot();
+    // A part that cannot be read (a directory in its place: an I/O error even for
+    // root, as permissions, a disk error or a virus scanner holding it would be).
+    let part = entry.join("part-00007.zst");
+    let aside = agent.dir().join("part-00007.aside");
+    std::fs::rename(&part, &aside).unwrap();
+    std::fs::create_dir(&part).unwrap();
+    hub.restart();
+
+    let output = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert_ne!(exit_code(&output), 0, "{}", text(&output));
+    assert!(text(&output).contains("part-00007.zst"), "the path is named: {}", text(&output));
+    assert!(!text(&output).contains("damaged"), "not mistaken for damage: {}", text(&output));
+    assert_eq!(agent.spooled(), std::slice::from_ref(&entry), "kept, not removed");
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 0);
+
+    std::fs::remove_dir(&part).unwrap();
+    std::fs::rename(&aside, &part).unwrap();
+    let output = agent.sync("hello", &["--company", "1", "--year", "2025"]);
+    assert_eq!(exit_code(&output), 0, "{}", text(&output));
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1, "the kept snapshot, once");
+    assert!(agent.spooled().is_empty());
+}
+
+#[test]
 fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
