@@ -586,3 +586,39 @@ fn parts_damaged_on_disk_before_commit_are_asked_for_again_in_part_order() {
     assert_eq!(client.commit(&id).status, StatusCode::OK);
     assert_eq!(client.current("0001", 2025), Some(id));
 }
+
+#[test]
+fn the_snapshot_offered_last_is_current_even_when_it_came_before_or_an_older_one_commits_last() {
+    let data = DataDir::new();
+    let key = create_tenant(&data.path, "acme");
+    let hub = Hub::start(&data.path, &[]);
+    let client = hub.client(&key);
+    let snapshot = |vouchers| build_snapshot(&sample_books("0001", vouchers, 7), "visma-main");
+    let (a, b) = (snapshot(10), snapshot(11));
+
+    let a_id = client.upload_and_commit(&a);
+    let b_id = client.upload_and_commit(&b);
+    assert_eq!(client.current("0001", 2025), Some(b_id.clone()));
+    // The ERP went back to state A: the agent offers the very same snapshot again.
+    let again = client.open_snapshot(&a.manifest);
+    assert_eq!(again.json()["state"], "committed", "{}", again.text);
+    assert_eq!(client.current("0001", 2025), Some(a_id.clone()), "A is the data read last");
+    assert_eq!(client.commit(&a_id).status, StatusCode::OK);
+    assert_eq!(client.current("0001", 2025), Some(a_id.clone()));
+    assert_eq!(client.history("0001", 2025).len(), 2, "no new version for the same data");
+
+    // An older snapshot whose commit finishes after a newer one's (its verification
+    // outlived the agent's patience; the agent offered newer data meanwhile).
+    let (late, newer) = (snapshot(12), snapshot(13));
+    let late_id = client.upload_parts_except(&late, &[]);
+    let newer_id = client.upload_and_commit(&newer);
+    assert_eq!(client.commit(&late_id).status, StatusCode::OK);
+    assert_eq!(
+        client.current("0001", 2025),
+        Some(newer_id.clone()),
+        "the late commit does not displace newer data"
+    );
+    let summary = client.commit(&late_id).json();
+    assert_eq!(summary["current"], false, "{summary}");
+    assert_eq!(client.commit(&newer_id).json()["current"], true);
+}

@@ -173,7 +173,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Finds the tenant whose key hashes to `key_hash`.
     fn tenant_by_key_hash(&self, key_hash: &[u8]) -> StoreResult<Option<KeyMatch>>;
 
-    /// Records a new open snapshot; false (and no change) when the id is already known.
+    /// Records a new open snapshot; false when the id is already known. Either way
+    /// the snapshot is the newest offer of its company and year now: when it is
+    /// committed, it is the current one again.
     fn insert_snapshot(
         &self,
         tenant: &Tenant,
@@ -187,7 +189,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     fn mark_part_stored(&self, tenant: &Tenant, snapshot_id: &str, index: u32, now: &str) -> StoreResult<()>;
     /// Forgets a stored part (its bytes turned out to be damaged).
     fn unmark_part(&self, tenant: &Tenant, snapshot_id: &str, index: u32) -> StoreResult<()>;
-    /// Atomically marks an open snapshot committed and current for its company and year.
+    /// Atomically marks an open snapshot committed, and current for its company and
+    /// year unless a snapshot of that year offered later is committed already.
     /// Returns false when it was already committed (nothing changes).
     fn commit_snapshot(
         &self,

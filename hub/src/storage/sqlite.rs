@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE tenants (
@@ -34,11 +34,13 @@ CREATE TABLE snapshots (
     created_at    TEXT NOT NULL,
     committed_at  TEXT,
     commit_seq    INTEGER,
+    offer_seq     INTEGER,
     records       INTEGER NOT NULL DEFAULT 0,
     trial_balance TEXT,
     PRIMARY KEY (tenant_id, snapshot_id)
 );
 CREATE INDEX snapshots_by_company ON snapshots (tenant_id, source_id, company_id, fiscal_year, state);
+CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);
 CREATE TABLE parts (
     tenant_id   INTEGER NOT NULL,
     snapshot_id TEXT NOT NULL,
@@ -107,6 +109,19 @@ impl SqliteStore {
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
                 tx.commit().map_err(db)?;
             }
+            1 => {
+                // Offers before version 2 are ordered as they were committed: the
+                // current snapshots stay what they are.
+                let tx = conn.unchecked_transaction().map_err(db)?;
+                tx.execute_batch(
+                    "ALTER TABLE snapshots ADD COLUMN offer_seq INTEGER; \
+                     UPDATE snapshots SET offer_seq = commit_seq; \
+                     CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);",
+                )
+                .map_err(db)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
+                tx.commit().map_err(db)?;
+            }
             SCHEMA_VERSION => {}
             newer => {
                 return Err(StoreError::Database(format!(
@@ -123,6 +138,25 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll back).
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Makes the committed snapshot of `snapshot_id`'s company and year that was offered
+/// last the current one. A commit that finishes late (its verification outlived the
+/// agent's patience, and the agent has offered newer data since) does not displace
+/// the newer data; a snapshot offered again is current again.
+fn refresh_current(tx: &rusqlite::Transaction<'_>, tenant: &Tenant, snapshot_id: &str) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO current (tenant_id, source_id, company_id, fiscal_year, snapshot_id) \
+         SELECT o.tenant_id, o.source_id, o.company_id, o.fiscal_year, o.snapshot_id FROM snapshots s \
+           JOIN snapshots o ON o.tenant_id = s.tenant_id AND o.source_id = s.source_id \
+             AND o.company_id = s.company_id AND o.fiscal_year = s.fiscal_year AND o.state = 'committed' \
+         WHERE s.tenant_id = ?1 AND s.snapshot_id = ?2 \
+         ORDER BY o.offer_seq DESC NULLS LAST, o.commit_seq DESC LIMIT 1 \
+         ON CONFLICT (tenant_id, source_id, company_id, fiscal_year) DO UPDATE SET snapshot_id = excluded.snapshot_id",
+        params![tenant.id, snapshot_id],
+    )
+    .map_err(db)?;
+    Ok(())
 }
 
 const SNAPSHOT_COLUMNS: &str =
@@ -238,14 +272,25 @@ impl MetadataStore for SqliteStore {
         now: &str,
     ) -> StoreResult<bool> {
         let json = serde_json::to_string(manifest).map_err(corrupt)?;
-        let inserted = self
-            .conn()
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let inserted = tx
             .execute(
                 "INSERT OR IGNORE INTO snapshots (tenant_id, snapshot_id, source_id, company_id, fiscal_year, manifest, state, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7)",
                 params![tenant.id, snapshot_id, manifest.source_id, manifest.company.id, manifest.fiscal_year, json, now],
             )
             .map_err(db)?;
+        // Offered now, whether new or known: the newest offer of a year is the data
+        // the agent read last (an ERP back to an earlier state offers that snapshot again).
+        tx.execute(
+            "UPDATE snapshots SET offer_seq = (SELECT COALESCE(MAX(offer_seq), 0) + 1 FROM snapshots) \
+             WHERE tenant_id = ?1 AND snapshot_id = ?2",
+            params![tenant.id, snapshot_id],
+        )
+        .map_err(db)?;
+        refresh_current(&tx, tenant, snapshot_id)?;
+        tx.commit().map_err(db)?;
         Ok(inserted == 1)
     }
 
@@ -319,12 +364,7 @@ impl MetadataStore for SqliteStore {
             .map_err(db)?;
         let manifest: Manifest = serde_json::from_str(&manifest).map_err(corrupt)?;
         let company = serde_json::to_string(&manifest.company).map_err(corrupt)?;
-        tx.execute(
-            "INSERT INTO current (tenant_id, source_id, company_id, fiscal_year, snapshot_id) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (tenant_id, source_id, company_id, fiscal_year) DO UPDATE SET snapshot_id = excluded.snapshot_id",
-            params![tenant.id, manifest.source_id, manifest.company.id, manifest.fiscal_year, snapshot_id],
-        )
-        .map_err(db)?;
+        refresh_current(&tx, tenant, snapshot_id)?;
         tx.execute(
             "INSERT INTO companies (tenant_id, source_id, company_id, record) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (tenant_id, source_id, company_id) DO UPDATE SET record = excluded.record",
@@ -530,5 +570,52 @@ impl MetadataStore for SqliteStore {
             out.push(info);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_its_current_snapshots_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.sqlite3");
+        {
+            let version_1 = SCHEMA
+                .replace("    offer_seq     INTEGER,\n", "")
+                .replace("CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);\n", "");
+            assert_ne!(version_1, SCHEMA);
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&version_1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO tenants VALUES (1, 'acme', x'01', 't', NULL); \
+                 INSERT INTO snapshots (tenant_id, snapshot_id, source_id, company_id, fiscal_year, manifest, \
+                   state, created_at, commit_seq) VALUES \
+                   (1, 'older', 's', '1', 2025, '{}', 'committed', 't', 1), \
+                   (1, 'newer', 's', '1', 2025, '{}', 'committed', 't', 2), \
+                   (1, 'open', 's', '1', 2025, '{}', 'open', 't', NULL); \
+                 INSERT INTO current VALUES (1, 's', '1', 2025, 'newer'); \
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = store.conn();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let offers: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT snapshot_id, offer_seq FROM snapshots ORDER BY snapshot_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(offers, [("newer".into(), Some(2)), ("older".into(), Some(1)), ("open".into(), None)]);
+        let tx = conn.unchecked_transaction().unwrap();
+        let tenant = Tenant { id: 1, name: "acme".into() };
+        refresh_current(&tx, &tenant, "older").unwrap();
+        let current: String = tx.query_row("SELECT snapshot_id FROM current", [], |r| r.get(0)).unwrap();
+        assert_eq!(current, "newer", "the order of the commits before the migration is kept");
     }
 }

@@ -122,6 +122,11 @@ fn synthetic_source(settings: Value) -> SourceConfig {
     }
 }
 
+/// An agent of the hub's tenant `key` with the synthetic plugin as its one source.
+fn synthetic_agent(hub: &Hub, key: &str, settings: Value) -> Agent {
+    Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, key, &[synthetic_source(settings)])
+}
+
 fn hello_source() -> SourceConfig {
     SourceConfig {
         id: "hello".into(),
@@ -212,8 +217,7 @@ fn claim_as_another_run(entry: &std::path::Path) -> std::fs::File {
 fn a_newer_snapshot_of_a_year_waits_for_an_older_one_another_run_is_delivering() {
     let mut hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = synthetic_source(json!({"voucher_lines": 600}));
-    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 600}));
     hub.stop();
     assert_eq!(exit_code(&agent.sync("synthetic", &[])), 6);
     // The ERP changes while the hub is down: a newer snapshot of the same year.
@@ -412,11 +416,41 @@ fn a_spooled_part_that_cannot_be_read_now_is_kept_and_delivered_once_it_can() {
 }
 
 #[test]
+fn an_erp_back_in_an_earlier_state_makes_that_data_current_again() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 600}));
+    let set_lines = |lines: u64| {
+        let config = std::fs::read_to_string(&agent.config).unwrap();
+        let at = config.find("voucher_lines = ").expect("the setting");
+        let end = at + config[at..].find('\n').unwrap();
+        std::fs::write(&agent.config, format!("{}voucher_lines = {lines}{}", &config[..at], &config[end..]))
+            .unwrap();
+    };
+    let current_lines = || {
+        let (_, current) = hub.get(&key, "/v1/companies/1/current?year=2025");
+        current["records"].as_u64().unwrap_or_default()
+    };
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 0);
+    let with_600 = current_lines();
+    set_lines(900);
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 0);
+    assert!(current_lines() > with_600);
+    // Back to the first state (a restored backup, an edit undone): the same
+    // snapshot as the first, which the hub has; it must be current again.
+    set_lines(600);
+    let back = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&back), 0, "{}", text(&back));
+    assert_eq!(current_lines(), with_600, "the hub shows what the ERP holds now");
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 2, "no new version for the same data");
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 7, "and nothing to send after that");
+}
+
+#[test]
 fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = synthetic_source(json!({"voucher_lines": 1000, "unbalanced_voucher": 7}));
-    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 1000, "unbalanced_voucher": 7}));
     let output = agent.sync("synthetic", &[]);
     assert_eq!(exit_code(&output), 5, "{}", text(&output));
     assert!(
@@ -435,8 +469,7 @@ fn a_voucher_whose_lines_come_back_later_is_refused_by_the_hub_and_never_counted
     // 250 000 lines make three parts, which the hub verifies in stretches side by
     // side: voucher 7 starts the first, its lines come back at the end of the last.
     let settings = json!({"voucher_lines": 250_000, "repeated_voucher": 7});
-    let agent =
-        Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[synthetic_source(settings)]);
+    let agent = synthetic_agent(&hub, &key, settings);
     let output = agent.sync("synthetic", &[]);
     assert_eq!(exit_code(&output), 5, "{}", text(&output));
     let said = text(&output);
@@ -454,12 +487,7 @@ fn a_voucher_whose_lines_come_back_later_is_refused_by_the_hub_and_never_counted
     assert_eq!(agent.spooled().len(), 1, "the snapshot waits in the spool for a fixed plugin: {said}");
 
     // The same data without the repeat is accepted: the refusal was the repeat's.
-    let fixed = Agent::new(
-        &[plugin_library("fixture_synthetic")],
-        &hub.url,
-        &key,
-        &[synthetic_source(json!({"voucher_lines": 250_000}))],
-    );
+    let fixed = synthetic_agent(&hub, &key, json!({"voucher_lines": 250_000}));
     let output = fixed.sync("synthetic", &[]);
     assert_eq!(exit_code(&output), 0, "{}", text(&output));
     assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1);
@@ -551,8 +579,7 @@ fn a_bad_configuration_is_exit_3_naming_file_and_line() {
 fn a_full_disk_fails_the_sync_cleanly_and_a_later_run_delivers() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = synthetic_source(json!({"voucher_lines": 40000}));
-    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 40000}));
     let disk = SmallDisk::mount(agent.dir().join("small-disk"), 64);
     agent.set_spool(&disk.0, 1 << 30);
     let full = agent.sync("synthetic", &[]);
@@ -649,8 +676,7 @@ fn a_commit_that_takes_longer_than_the_request_timeout_still_completes() {
     // request timeout, 300 000 lines take longer than that on a (debug-built) hub.
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
-    let source = synthetic_source(json!({"voucher_lines": 300_000}));
-    let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[source]);
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 300_000}));
     let config = std::fs::read_to_string(&agent.config).unwrap();
     std::fs::write(&agent.config, config.replace("timeout_secs = 10", "timeout_secs = 1")).unwrap();
     let output = agent.sync("synthetic", &[]);
