@@ -43,6 +43,8 @@ pub struct ControlHub {
     sessions: Mutex<HashMap<AgentKey, Session>>,
     /// Long-polling agents between two polls: when they last polled, and how long they wait per poll.
     polled: Mutex<HashMap<AgentKey, (Instant, Duration)>>,
+    /// When an agent last posted messages (SSE and long-polling agents talk back by POST).
+    heard: Mutex<HashMap<AgentKey, Instant>>,
     next_id: AtomicU64,
 }
 
@@ -90,6 +92,17 @@ impl ControlHub {
             Some((at, wait)) if at.elapsed() < *wait + Duration::from_secs(10) => Some(Transport::LongPoll),
             _ => None,
         }
+    }
+
+    /// Notes that an agent posted messages now.
+    fn heard_from(&self, tenant_id: i64, agent_id: &str) {
+        let mut heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        heard.insert((tenant_id, agent_id.to_owned()), Instant::now());
+    }
+
+    /// When the agent last posted messages, if it did.
+    fn last_heard(&self, key: &AgentKey) -> Option<Instant> {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied()
     }
 
     /// How many agents hold a connection now.
@@ -390,8 +403,20 @@ pub async fn sse(
     let guard =
         SseGuard { state: state.clone(), tenant: tenant.clone(), agent_id: query.agent_id.clone(), id };
     let queue: std::collections::VecDeque<HubMessage> = initial.into();
-    let stream =
-        futures_util::stream::unfold((guard, rx, queue), move |(guard, mut rx, mut queue)| async move {
+    let (opened, idle_limit) = (Instant::now(), heartbeat * 3);
+    let stream = futures_util::stream::unfold(
+        (guard, rx, queue),
+        move |(guard, mut rx, mut queue)| async move {
+            // An agent that answers pings (by POST) and stopped answering is gone,
+            // even while its connection stays open: end the stream, so it is shown
+            // offline. Agents that never answer (before pongs over SSE) are not judged.
+            let key = (guard.tenant.id, guard.agent_id.clone());
+            if let Some(heard) = guard.state.control.last_heard(&key).filter(|at| *at > opened) {
+                if heard.elapsed() > idle_limit {
+                    tracing::info!(agent = %guard.agent_id, "No pong from the agent over SSE; ending its event stream.");
+                    return None;
+                }
+            }
             let message = match queue.pop_front() {
                 Some(message) => message,
                 None => match tokio::time::timeout(heartbeat, rx.recv()).await {
@@ -403,7 +428,8 @@ pub async fn sse(
             let _ = delivered_async(&guard.state, &guard.tenant, vec![message.clone()]).await;
             let event = Event::default().data(encode(&message));
             Some((Ok::<_, std::convert::Infallible>(event), (guard, rx, queue)))
-        });
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)).into_response())
 }
 
@@ -472,6 +498,7 @@ pub async fn messages(
         ApiError::bad_request("invalid_body", format!("the body is not a JSON array of agent messages: {e}"))
     })?;
     let agent_id = query.agent_id;
+    state.control.heard_from(tenant.id, &agent_id);
     blocking(move || {
         for message in messages {
             handle_agent_message(&state, &tenant, &agent_id, message)?;

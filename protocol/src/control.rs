@@ -177,7 +177,8 @@ pub enum HubMessage {
         /// The command.
         command: Command,
     },
-    /// A heartbeat; the agent answers with [`AgentMessage::Pong`] (WebSocket) or ignores it.
+    /// A heartbeat; the agent answers with [`AgentMessage::Pong`] (WebSocket, and SSE by POST) or,
+    /// long-polling, ignores it.
     Ping,
 }
 

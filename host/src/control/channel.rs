@@ -307,7 +307,9 @@ async fn handle(
             tokio::spawn(executor::execute(ctx.clone(), command, out.clone()));
         }
         HubMessage::Ping => {
-            if transport == Transport::Websocket {
+            // Over SSE the pong goes back as a POST: it tells the hub this agent
+            // still listens (a hung agent's event stream may stay open for hours).
+            if transport != Transport::LongPoll {
                 let _ = out.send(AgentMessage::Pong);
             }
         }

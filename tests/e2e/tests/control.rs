@@ -188,6 +188,27 @@ fn every_transport_carries_admin_commands_and_their_results() {
 }
 
 #[test]
+fn an_sse_agent_that_stops_answering_is_shown_offline_and_back_online_when_it_resumes() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let token = support_token(&hub, "sam", "support");
+    let agent = hello_agent(&hub, &key, "sse", NIGHTLY);
+    let id = agent_id(&agent);
+    let service = Service::start(&agent, "run");
+    wait_online(&hub, &token, "acme", &id, "sse");
+    // Hung (as a stopped process is): its connection stays open, but it answers no ping.
+    let pid = service.child.as_ref().expect("running").id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let stopped = Instant::now();
+    wait_for("the hung agent shown offline", Duration::from_secs(20), || {
+        hub_agent(&hub, &token, "acme", &id)["online"] == false
+    });
+    assert!(stopped.elapsed() >= Duration::from_secs(2), "not before three heartbeats passed unanswered");
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    wait_online(&hub, &token, "acme", &id, "sse");
+}
+
+#[test]
 fn a_plugin_switched_off_remotely_stays_off_across_restarts_until_switched_on() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
