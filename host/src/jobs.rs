@@ -17,7 +17,7 @@ use chrono::Datelike;
 use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_plugin_api::sdk::Manifest;
 use ledgerlink_protocol::PluginRef;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why a job could not run or failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +151,11 @@ impl Agent {
         Self { config, probe_exe }
     }
 
+    /// The executable that probes plugin files and runs plugin workers.
+    pub fn probe_exe(&self) -> &Path {
+        &self.probe_exe
+    }
+
     /// The plugin directories: configured, or `plugins/` beside the executable.
     pub fn plugin_dirs(&self) -> Vec<PathBuf> {
         if self.config.plugins.directories.is_empty() {
@@ -160,6 +165,25 @@ impl Agent {
         } else {
             self.config.plugins.directories.clone()
         }
+    }
+
+    /// Checks the configuration (read from `path`) against the installed plugins, as
+    /// `ledgerlink config validate` does: each source's plugin is installed, and its
+    /// settings fit that plugin's schema.
+    pub fn check_plugins(&self, path: &Path) -> Result<(), crate::config::ConfigError> {
+        let mut installed = crate::config::Installed::default();
+        for entry in scan(&self.plugin_dirs(), &self.probe_exe) {
+            match entry.status {
+                PluginStatus::Ok { manifest } => {
+                    installed.schemas.insert(manifest.id, manifest.settings_schema);
+                }
+                PluginStatus::Error { error: LoadError::DuplicateId { id, .. } } => {
+                    installed.duplicate_ids.insert(id);
+                }
+                PluginStatus::Error { .. } => installed.unusable_files += 1,
+            }
+        }
+        crate::config::check_plugins(path, &self.config, &installed)
     }
 
     /// Opens the state store.

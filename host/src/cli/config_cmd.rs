@@ -2,35 +2,19 @@
 
 use crate::config;
 use crate::exit::Exit;
-use crate::plugins::{scan, LoadError, PluginStatus};
-use std::path::{Path, PathBuf};
+use crate::jobs::Agent;
+use std::path::Path;
 
 /// Loads and validates the configuration, then checks it against the installed
 /// plugins (each source's plugin is there, its settings fit the plugin's
 /// schema); prints a summary or every problem.
 ///
 /// Exit code 0 when the file is valid, 3 ([`Exit::Config`]) when it cannot be read or is invalid.
-pub(super) fn validate(cli_path: Option<&Path>, probe_exe: &Path, default_plugin_dir: PathBuf) -> Exit {
+pub(super) fn validate(cli_path: Option<&Path>, probe_exe: &Path) -> Exit {
     let path = config::resolve_path(cli_path);
     let checked = config::load(&path).and_then(|cfg| {
-        let dirs = if cfg.plugins.directories.is_empty() {
-            vec![default_plugin_dir]
-        } else {
-            cfg.plugins.directories.clone()
-        };
-        let mut installed = config::Installed::default();
-        for entry in scan(&dirs, probe_exe) {
-            match entry.status {
-                PluginStatus::Ok { manifest } => {
-                    installed.schemas.insert(manifest.id, manifest.settings_schema);
-                }
-                PluginStatus::Error { error: LoadError::DuplicateId { id, .. } } => {
-                    installed.duplicate_ids.insert(id);
-                }
-                PluginStatus::Error { .. } => installed.unusable_files += 1,
-            }
-        }
-        config::check_plugins(&path, &cfg, &installed).map(|()| cfg)
+        let agent = Agent::new(cfg, probe_exe.to_owned());
+        agent.check_plugins(&path).map(|()| agent.config)
     });
     match checked {
         Ok(cfg) => {

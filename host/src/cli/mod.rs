@@ -159,7 +159,7 @@ fn probe_exe() -> PathBuf {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Config(ConfigCommand::Validate { config }) => {
-            config_cmd::validate(config.as_deref(), &probe_exe(), default_plugin_dir()).into()
+            config_cmd::validate(config.as_deref(), &probe_exe()).into()
         }
         Command::PluginProbe { path } => plugins::run_probe_child(&path),
         Command::PluginWorker { path } => crate::worker::run_worker_child(&path),

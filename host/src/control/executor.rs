@@ -8,6 +8,7 @@
 
 use super::channel::{diagnostics, forget_plugin_versions, send_status, state_store, status, Ctx};
 use super::DesiredState;
+use crate::jobs::Agent;
 use crate::pipeline::SyncRequest;
 use ledgerlink_plugin_api::abi::CancelFlag;
 use ledgerlink_protocol::control::{Ack, AgentMessage, Command, CommandKind, Disabled};
@@ -258,11 +259,16 @@ async fn reload(ctx: &Arc<Ctx>) -> Result<Value, String> {
     let Some(path) = super::config_path() else {
         return Err("this host was not started with a configuration file it can re-read".into());
     };
-    let path = path.clone();
-    let config = tokio::task::spawn_blocking(move || crate::config::load(&path))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("the configuration file is not valid; nothing changed:\n{e}"))?;
+    let (path, probe_exe) = (path.clone(), ctx.agent().probe_exe().to_owned());
+    // Checked as `ledgerlink config validate` checks it, against the installed plugins too.
+    let config = tokio::task::spawn_blocking(move || {
+        let config = crate::config::load(&path)?;
+        let agent = Agent::new(config, probe_exe);
+        agent.check_plugins(&path).map(|()| agent.config)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("the configuration file is not valid; nothing changed:\n{e}"))?;
     let sources = config.sources().count();
     forget_plugin_versions(ctx);
     ctx.reload.notify_one();

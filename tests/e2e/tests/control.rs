@@ -145,6 +145,28 @@ fn wait_online(hub: &Hub, token: &str, tenant: &str, id: &str, transport: &str) 
     });
 }
 
+/// A hub, tenant `acme`, a support token, and a hello-erp agent's service online over `transport`.
+struct OnlineAgent {
+    hub: Hub,
+    token: String,
+    agent: Agent,
+    id: String,
+    service: Service,
+}
+
+impl OnlineAgent {
+    fn start(support: &str, transport: &str) -> OnlineAgent {
+        let hub = Hub::start();
+        let key = hub.create_tenant("acme");
+        let token = support_token(&hub, support, "support");
+        let agent = hello_agent(&hub, &key, transport, NIGHTLY);
+        let id = agent_id(&agent);
+        let service = Service::start(&agent, "run");
+        wait_online(&hub, &token, "acme", &id, transport);
+        OnlineAgent { hub, token, agent, id, service }
+    }
+}
+
 #[test]
 fn every_transport_carries_admin_commands_and_their_results() {
     let hub = Hub::start();
@@ -189,13 +211,7 @@ fn every_transport_carries_admin_commands_and_their_results() {
 
 #[test]
 fn an_sse_agent_that_stops_answering_is_shown_offline_and_back_online_when_it_resumes() {
-    let hub = Hub::start();
-    let key = hub.create_tenant("acme");
-    let token = support_token(&hub, "sam", "support");
-    let agent = hello_agent(&hub, &key, "sse", NIGHTLY);
-    let id = agent_id(&agent);
-    let service = Service::start(&agent, "run");
-    wait_online(&hub, &token, "acme", &id, "sse");
+    let OnlineAgent { hub, token, id, service, .. } = OnlineAgent::start("sam", "sse");
     // Hung (as a stopped process is): its connection stays open, but it answers no ping.
     let pid = service.child.as_ref().expect("running").id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
@@ -206,6 +222,27 @@ fn an_sse_agent_that_stops_answering_is_shown_offline_and_back_online_when_it_re
     assert!(stopped.elapsed() >= Duration::from_secs(2), "not before three heartbeats passed unanswered");
     assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
     wait_online(&hub, &token, "acme", &id, "sse");
+}
+
+#[test]
+fn a_remote_reload_checks_the_configuration_against_the_plugins_as_config_validate_does() {
+    let OnlineAgent { hub, token, agent, id, service: _service } = OnlineAgent::start("rita", "websocket");
+    let good = std::fs::read_to_string(&agent.config).unwrap();
+    let section = "[tenants.sources.settings]\n";
+    assert!(good.contains(section), "{good}");
+    // Valid TOML and a valid configuration, but below the plugin's `minimum`.
+    std::fs::write(&agent.config, good.replace(section, &format!("{section}  batch_size = 0\n"))).unwrap();
+    let validate = agent.command(&["config", "validate"]).output().unwrap();
+    assert_eq!(validate.status.code(), Some(3), "{}", text(&validate));
+
+    let (ok, row, out) = admin(&hub, &token, &["reload", "acme", &id, "--wait", "30"]);
+    assert!(!ok && row["state"] == "failed", "refused as `config validate` refuses it: {out}");
+    let error = row["error"].as_str().unwrap_or_default();
+    assert!(error.contains("nothing changed") && error.contains("batch_size"), "{out}");
+
+    std::fs::write(&agent.config, &good).unwrap();
+    let (ok, row, out) = admin(&hub, &token, &["reload", "acme", &id, "--wait", "30"]);
+    assert!(ok && row["result"]["valid"] == true, "{out}");
 }
 
 #[test]
@@ -498,13 +535,7 @@ fn chromium(url: &str, mode: &str) -> String {
 
 #[test]
 fn the_console_switches_a_plugin_off_in_a_real_browser() {
-    let hub = Hub::start();
-    let key = hub.create_tenant("acme");
-    let token = support_token(&hub, "grace", "support");
-    let agent = hello_agent(&hub, &key, "websocket", NIGHTLY);
-    let id = agent_id(&agent);
-    let _service = Service::start(&agent, "run");
-    wait_online(&hub, &token, "acme", &id, "websocket");
+    let OnlineAgent { hub, token, agent, id, service: _service } = OnlineAgent::start("grace", "websocket");
     wait_for("the plugin in the agent's status", Duration::from_secs(10), || {
         hub_agent(&hub, &token, "acme", &id)["status"]["plugins"][0]["enabled"] == true
     });
