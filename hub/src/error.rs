@@ -70,6 +70,16 @@ impl From<ManifestError> for ApiError {
 
 impl From<crate::storage::StoreError> for ApiError {
     fn from(e: crate::storage::StoreError) -> Self {
+        if e.is_storage_full() {
+            tracing::error!(error = %e, "The hub's storage is full. Resolution: free space on the disk of the \
+                hub's data directory (or grow it); agents keep their data and send it again.");
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "the hub's storage is full, so it kept nothing of this request; the agent keeps its data and \
+                 sends it again. Resolution: the central service must free space on the hub",
+            );
+        }
         ApiError::internal(e)
     }
 }

@@ -66,7 +66,7 @@ pub struct HubClientSettings {
 pub enum HubError {
     /// The hub could not be reached or kept failing (after all retries).
     #[error(
-        "the hub at {url} is unreachable: {detail}. The data stays in the spool and is sent by the next run"
+        "the hub at {url} is unreachable or failing: {detail}. The data stays in the spool and is sent by the next run"
     )]
     Unreachable {
         /// The hub URL.
@@ -316,7 +316,7 @@ impl HubClient {
                     if let Some(wait) = retry_after(&r) {
                         backoff = wait.min(retry.max_backoff);
                     }
-                    Attempt::Retry(format!("HTTP {}", r.status()))
+                    Attempt::Retry(failing(r))
                 }
                 Ok(r) => Attempt::Fail(rejected(&self.settings.url, what, r)),
             };
@@ -459,6 +459,16 @@ fn rejected(url: &str, what: &str, response: Response) -> HubError {
         };
     }
     HubError::Rejected { url: url.to_owned(), what: what.to_owned(), status, code, message }
+}
+
+/// A failing answer worth retrying, with the hub's own words when it gave them
+/// (`507 storage_full` says more than "unreachable").
+fn failing(response: Response) -> String {
+    let status = response.status();
+    match serde_json::from_str::<ErrorBody>(&response.text().unwrap_or_default()) {
+        Ok(body) => format!("HTTP {status} ({}: {})", body.error.code, body.error.message),
+        Err(_) => format!("HTTP {status}"),
+    }
 }
 
 /// The start of a body that is not a hub's error (a proxy's page), on one line.

@@ -41,6 +41,19 @@ pub enum StoreError {
     TenantExists(String),
 }
 
+impl StoreError {
+    /// True when the disk (of the blobs or the database) is full.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Io(e) => {
+                matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+            }
+            StoreError::Database(message) => message.contains("database or disk is full"),
+            _ => false,
+        }
+    }
+}
+
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StoreError>;
 

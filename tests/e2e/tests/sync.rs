@@ -600,6 +600,37 @@ fn a_full_disk_fails_the_sync_cleanly_and_a_later_run_delivers() {
 }
 
 #[test]
+fn a_full_disk_on_the_hub_keeps_the_data_in_the_spool_and_says_so_and_a_later_run_delivers() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 40000}));
+    hub.stop();
+    let disk = SmallDisk::mount(hub.data_dir().join("hub/parts"), 1024);
+    hub.restart();
+    // Whatever else filled the hub's disk.
+    let ballast = disk.0.join("ballast");
+    let mut file = std::fs::File::create(&ballast).unwrap();
+    while std::io::Write::write_all(&mut file, &[0u8; 4096]).is_ok() {}
+    drop(file);
+    let full = agent.sync("synthetic", &[]);
+    let said = text(&full);
+    assert_eq!(exit_code(&full), 6, "{said}");
+    assert!(said.contains("507") && said.contains("storage is full"), "{said}");
+    assert_eq!(agent.spooled().len(), 1, "the data waits in the agent's spool: {said}");
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 0);
+    let log = std::fs::read_to_string(hub.data_dir().join("hub.log")).unwrap_or_default();
+    assert!(log.contains("The hub's storage is full") && log.contains("free space"), "{log}");
+
+    std::fs::remove_file(&ballast).unwrap(); // the central service freed space
+    let later = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&later), 0, "{}", text(&later));
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1, "delivered once");
+    assert!(agent.spooled().is_empty());
+    hub.stop();
+    drop(disk);
+}
+
+#[test]
 fn a_full_temporary_folder_fails_a_read_in_lanes_cleanly_and_a_later_run_delivers() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
