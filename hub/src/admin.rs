@@ -96,6 +96,28 @@ fn find_agent(state: &AppState, tenant_name: &str, agent_id: &str) -> ApiResult<
     Ok((tenant, agent))
 }
 
+/// [`find_agent`] for a change: refused when the tenant's key is revoked, as its
+/// agents can no longer connect or be told anything.
+fn find_agent_to_change(
+    state: &AppState,
+    tenant_name: &str,
+    agent_id: &str,
+) -> ApiResult<(Tenant, AgentRow)> {
+    let (tenant, agent) = find_agent(state, tenant_name, agent_id)?;
+    if state.control_store.tenant_revoked(&tenant)? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "tenant_revoked",
+            format!(
+                "tenant `{tenant_name}`'s API key is revoked, so its agents are disconnected and get no \
+                 commands. Resolution: none while it stays revoked; a customer who should stay connected \
+                 needs a tenant with a valid key (`ledgerlink-hub tenant create`)"
+            ),
+        ));
+    }
+    Ok((tenant, agent))
+}
+
 /// `GET /v1/admin/whoami`: the caller's token name and role.
 pub async fn whoami(Extension(principal): Extension<SupportPrincipal>) -> Json<SupportPrincipal> {
     Json(principal)
@@ -186,7 +208,7 @@ pub async fn create_command(
         ));
     }
     blocking(move || {
-        let (tenant, agent) = find_agent(&state, &tenant, &agent_id)?;
+        let (tenant, agent) = find_agent_to_change(&state, &tenant, &agent_id)?;
         let at = chrono::Utc::now();
         let issued_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let expires_at = (at + chrono::Duration::seconds(expires_secs as i64))
@@ -281,7 +303,7 @@ pub async fn select_companies(
         ApiError::bad_request("invalid_body", format!("expected {{\"companies\": [\"id\", …]}}: {e}"))
     })?;
     blocking(move || {
-        let (tenant, agent) = find_agent(&state, &tenant, &agent_id)?;
+        let (tenant, agent) = find_agent_to_change(&state, &tenant, &agent_id)?;
         let store = &state.control_store;
         let unknown = store.select_companies(&tenant, &agent.agent_id, &source_id, &selection.companies)?;
         if !unknown.is_empty() {

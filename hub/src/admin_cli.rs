@@ -398,6 +398,30 @@ fn print_agents(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// "disabled remotely by …: …" as the agent reports, and what the hub has queued
+/// for it when that differs (the agent applies it when it next hears from the hub).
+fn toggle_state(reported: &Value, wanted: &Value, online: bool) -> String {
+    let describe = |d: &Value| {
+        format!(
+            "by {} at {}: {}",
+            d["by"].as_str().unwrap_or("?"),
+            d["at"].as_str().unwrap_or("?"),
+            d["reason"].as_str().unwrap_or("no reason given")
+        )
+    };
+    let now = if reported.is_object() {
+        format!("disabled remotely {}", describe(reported))
+    } else {
+        "enabled".into()
+    };
+    let when = if online { "as soon as the agent answers" } else { "when the agent connects" };
+    match (reported.is_object(), wanted.is_object()) {
+        (false, true) => format!("{now}; switching off queued {}, applied {when}", describe(wanted)),
+        (true, false) => format!("{now}; switching on queued, applied {when}"),
+        _ => now,
+    }
+}
+
 fn print_agent(agent: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let status = &agent["status"];
@@ -413,31 +437,32 @@ fn print_agent(agent: &Value) -> anyhow::Result<()> {
         status["os"].as_str().unwrap_or("-"),
     )?;
     writeln!(out, "plugins:")?;
+    let online = agent["online"].as_bool() == Some(true);
     for plugin in status["plugins"].as_array().into_iter().flatten() {
-        let state = match plugin["disabled"].as_object() {
-            Some(d) => format!(
-                "disabled remotely by {} at {}: {}",
-                d.get("by").and_then(Value::as_str).unwrap_or("?"),
-                d.get("at").and_then(Value::as_str).unwrap_or("?"),
-                d.get("reason").and_then(Value::as_str).unwrap_or("no reason given")
-            ),
-            None => "enabled".to_owned(),
-        };
-        writeln!(
-            out,
-            "  {} {}: {state}",
-            plugin["id"].as_str().unwrap_or("?"),
-            plugin["version"].as_str().unwrap_or("")
-        )?;
+        let id = plugin["id"].as_str().unwrap_or("?");
+        let wanted = &agent["desired"]["disabled_plugins"][id];
+        let state = toggle_state(&plugin["disabled"], wanted, online);
+        let version = plugin["version"].as_str().filter(|v| !v.is_empty());
+        let version = version.map_or_else(|| "(not installed on the agent)".to_owned(), str::to_owned);
+        writeln!(out, "  {id} {version}: {state}")?;
     }
     writeln!(out, "sources:")?;
     for source in status["sources"].as_array().into_iter().flatten() {
+        let id = source["id"].as_str().unwrap_or("?");
+        let enabled = source["enabled"].as_bool() == Some(true);
+        let queued_off = enabled && agent["desired"]["disabled_sources"][id].is_object();
         writeln!(
             out,
             "  {} ({}): {}{}, last run {} ({}), next {}",
-            source["id"].as_str().unwrap_or("?"),
+            id,
             source["plugin"].as_str().unwrap_or("?"),
-            if source["enabled"].as_bool() == Some(true) { "enabled" } else { "disabled" },
+            match (enabled, queued_off) {
+                (true, true) if online =>
+                    "enabled; switching off queued, applied as soon as the agent answers",
+                (true, true) => "enabled; switching off queued, applied when the agent connects",
+                (true, false) => "enabled",
+                (false, _) => "disabled",
+            },
             if source["running"].as_bool() == Some(true) { ", running" } else { "" },
             source["last_run"].as_str().unwrap_or("never"),
             source["last_outcome"].as_str().unwrap_or("-"),

@@ -124,8 +124,15 @@ function render(data) {
   $("agents").innerHTML = agents.map((a) => {
     const st = a.status || {}, key = idOf(a.tenant, a.agent_id);
     const plugins = (st.plugins || []).map((p) => {
-      const id = "toggle--" + idOf(a.tenant, a.agent_id, p.id), on = p.enabled, wait = pending[id];
-      const why = p.disabled ? `disabled by ${esc(p.disabled.by)} ${esc(ago(p.disabled.at, data.now))}${p.disabled.reason ? ": " + esc(p.disabled.reason) : ""}` : "enabled";
+      // The switch shows what the hub wants; the text also what the agent reports, when they differ.
+      const wanted = ((a.desired || {}).disabled_plugins || {})[p.id];
+      const id = "toggle--" + idOf(a.tenant, a.agent_id, p.id), on = !wanted, wait = pending[id];
+      const by = (d) => `by ${esc(d.by)} ${esc(ago(d.at, data.now))}${d.reason ? ": " + esc(d.reason) : ""}`;
+      const when = a.online ? "as soon as the agent answers" : "when the agent connects";
+      const why = (!p.version ? "not installed on the agent; " : "")
+        + (wanted && p.enabled ? `switching off queued ${by(wanted)}; applied ${when}`
+          : !wanted && p.disabled ? `switching on queued; applied ${when}`
+          : p.disabled ? `disabled ${by(p.disabled)}` : "enabled");
       return `<div class="row"><button class="switch ${on ? "on" : ""} ${wait ? "pending" : ""}" id="${id}" role="switch" aria-checked="${on}"
                  data-tenant="${esc(a.tenant)}" data-agent="${esc(a.agent_id)}" data-plugin="${esc(p.id)}" data-on="${on}" ${canAct ? "" : "disabled"}
                  title="${canAct ? "switch the plugin " + (on ? "off" : "on") : "viewers cannot change anything"}"></button>

@@ -246,6 +246,14 @@ async fn session_started(
     Ok(())
 }
 
+/// True when the tenant's key was revoked while its agent was connected (checked
+/// once per heartbeat: revoking is done by the `tenant revoke` command, beside the
+/// running hub).
+async fn revoked(state: &AppState, tenant: &Tenant) -> bool {
+    let (state, tenant) = (state.clone(), tenant.clone());
+    blocking(move || Ok(state.control_store.tenant_revoked(&tenant)?)).await.unwrap_or(false)
+}
+
 /// Marks an agent offline when its session ends (unless a newer one replaced it).
 fn session_ended(state: &AppState, tenant: &Tenant, agent_id: &str, id: u64) {
     let key = (tenant.id, agent_id.to_owned());
@@ -356,6 +364,11 @@ async fn run_websocket(
                 }
             }
             _ = ping.tick() => {
+                if revoked(state, tenant).await {
+                    tracing::info!(agent = %agent_id, "The tenant's key was revoked; closing its agent's connection.");
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
                 if last_heard.elapsed() > idle_limit {
                     tracing::info!(agent = %agent_id, "No heartbeat from the agent; closing its connection.");
                     break;
@@ -410,6 +423,10 @@ pub async fn sse(
             // An agent that answers pings (by POST) and stopped answering is gone,
             // even while its connection stays open: end the stream, so it is shown
             // offline. Agents that never answer (before pongs over SSE) are not judged.
+            if revoked(&guard.state, &guard.tenant).await {
+                tracing::info!(agent = %guard.agent_id, "The tenant's key was revoked; ending its agent's event stream.");
+                return None;
+            }
             let key = (guard.tenant.id, guard.agent_id.clone());
             if let Some(heard) = guard.state.control.last_heard(&key).filter(|at| *at > opened) {
                 if heard.elapsed() > idle_limit {

@@ -275,6 +275,8 @@ pub trait ControlStore: Send + Sync + 'static {
     fn support_token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<SupportTokenMatch>>;
     /// A tenant by name.
     fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+    /// True when the tenant's key was revoked (or the tenant is gone).
+    fn tenant_revoked(&self, tenant: &Tenant) -> StoreResult<bool>;
 
     /// Notes a connection or disconnection of an agent.
     fn agent_seen(
@@ -472,6 +474,15 @@ impl ControlStore for SqliteStore {
                 revoked,
             })
         }))
+    }
+
+    fn tenant_revoked(&self, tenant: &Tenant) -> StoreResult<bool> {
+        let revoked = self
+            .conn()
+            .query_row("SELECT revoked_at IS NOT NULL FROM tenants WHERE id = ?1", [tenant.id], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        Ok(revoked.unwrap_or(true))
     }
 
     fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {

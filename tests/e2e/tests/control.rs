@@ -246,6 +246,73 @@ fn a_remote_reload_checks_the_configuration_against_the_plugins_as_config_valida
 }
 
 #[test]
+fn revoking_a_tenant_disconnects_its_agents_and_refuses_commands_for_them() {
+    for transport in ["websocket", "sse"] {
+        let OnlineAgent { hub, token, id, service, .. } = OnlineAgent::start("vera", transport);
+        let revoke = Command::new(binary("ledgerlink-hub"))
+            .args(["tenant", "revoke", "acme", "--data"])
+            .arg(hub.data_dir().join("hub"))
+            .output()
+            .unwrap();
+        assert!(revoke.status.success(), "{}", text(&revoke));
+        wait_for(
+            &format!("the revoked tenant's agent offline ({transport})"),
+            Duration::from_secs(15),
+            || hub_agent(&hub, &token, "acme", &id)["online"] == false,
+        );
+        let (ok, _, out) = admin(&hub, &token, &["status", "acme", &id, "--wait", "5"]);
+        assert!(!ok && out.contains("tenant_revoked") && out.contains("revoked"), "{transport}: {out}");
+        assert!(
+            !service.log().contains("Command from the hub"),
+            "{transport}: no command reached the agent: {}",
+            service.log()
+        );
+    }
+}
+
+#[test]
+fn a_switch_queued_for_an_offline_agent_is_shown_as_queued_until_the_agent_applies_it() {
+    let OnlineAgent { hub, token, id, mut service, agent } = OnlineAgent::start("quinn", "websocket");
+    wait_for("the plugin in the agent's status", Duration::from_secs(10), || {
+        hub_agent(&hub, &token, "acme", &id)["status"]["plugins"][0]["enabled"] == true
+    });
+    service.stop();
+    wait_for("the agent offline", Duration::from_secs(10), || {
+        hub_agent(&hub, &token, "acme", &id)["online"] == false
+    });
+    let (ok, _, out) =
+        admin(&hub, &token, &["plugin", "disable", "acme", &id, "hello-erp", "--reason", "ERP upgrade"]);
+    assert!(ok, "{out}");
+
+    let shown = || {
+        let output = Command::new(binary("ledgerlink-hub"))
+            .args(["admin", "agents", "show", "acme", &id, "--hub", &hub.url])
+            .env("LEDGERLINK_SUPPORT_TOKEN", &token)
+            .output()
+            .unwrap();
+        text(&output)
+    };
+    let queued = shown();
+    assert!(
+        queued.contains("hello-erp 0.3.0: enabled; switching off queued by quinn")
+            && queued.contains("ERP upgrade, applied when the agent connects"),
+        "{queued}"
+    );
+    let dom = chromium(&format!("{}/console#token={token}", hub.url), "--dump-dom");
+    assert!(dom.contains("switching off queued by quinn"), "the console says so too:\n{dom}");
+
+    let _service = Service::start(&agent, "run");
+    wait_for("the agent to apply it", Duration::from_secs(20), || {
+        hub_agent(&hub, &token, "acme", &id)["status"]["plugins"][0]["enabled"] == false
+    });
+    let applied = shown();
+    assert!(
+        applied.contains("hello-erp 0.3.0: disabled remotely by quinn") && !applied.contains("queued"),
+        "{applied}"
+    );
+}
+
+#[test]
 fn a_plugin_switched_off_remotely_stays_off_across_restarts_until_switched_on() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
