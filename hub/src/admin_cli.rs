@@ -494,6 +494,20 @@ fn print_agent(agent: &Value) -> anyhow::Result<()> {
             sync["last_error"].as_str().map(|e| format!(" (last error: {e})")).unwrap_or_default(),
         )?;
     }
+    writeln!(out, "recent commands (`admin command TENANT AGENT ID` shows one with its result):")?;
+    for row in agent["commands"].as_array().into_iter().flatten() {
+        let command = &row["command"];
+        writeln!(
+            out,
+            "  {} {} by {} at {}: {}{}",
+            command["id"].as_str().unwrap_or("?"),
+            command["type"].as_str().unwrap_or("?"),
+            command["issued_by"].as_str().unwrap_or("?"),
+            command["issued_at"].as_str().unwrap_or("?"),
+            row["state"].as_str().unwrap_or("?"),
+            row["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default(),
+        )?;
+    }
     Ok(())
 }
 

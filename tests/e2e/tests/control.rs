@@ -310,6 +310,10 @@ fn a_switch_queued_for_an_offline_agent_is_shown_as_queued_until_the_agent_appli
         applied.contains("hello-erp 0.3.0: disabled remotely by quinn") && !applied.contains("queued"),
         "{applied}"
     );
+    assert!(
+        applied.contains("plugin.disable by quinn at") && applied.contains(": done"),
+        "recent commands: {applied}"
+    );
 }
 
 #[test]
