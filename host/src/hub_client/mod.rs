@@ -336,14 +336,19 @@ impl HubClient {
         Err(HubError::Unreachable { url: self.settings.url.clone(), detail: last })
     }
 
-    /// The format to write parts in for this hub: the best one both sides know,
-    /// asked once per client (`GET /v1/capabilities`). NDJSON, which every hub
-    /// reads, when the hub does not answer or is older than that endpoint.
-    pub fn part_format(&self) -> PartFormat {
+    /// The part formats the hub reads, asked once per client (`GET /v1/capabilities`;
+    /// NDJSON only from a hub older than that endpoint); `None` when the hub did not
+    /// answer the question.
+    pub fn known_part_formats(&self) -> Option<&[PartFormat]> {
         match self.part_formats() {
-            HubFormats::Known(formats) => PartFormat::best_shared(formats),
-            HubFormats::Unknown => PartFormat::Ndjson,
+            HubFormats::Known(formats) => Some(formats),
+            HubFormats::Unknown => None,
         }
+    }
+
+    /// The hub's base URL, as configured.
+    pub fn url_base(&self) -> &str {
+        &self.settings.url
     }
 
     /// Whether the hub reads parts in `format`: every hub reads NDJSON (asked

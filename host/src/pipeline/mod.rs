@@ -517,7 +517,7 @@ fn sync_year(
         return Ok(Prepared::Done(YearOutcome::Deferred { reason }));
     }
     let expected = ctx.state.counts(key)?;
-    let format = ctx.hub.part_format();
+    let format = part_format(ctx)?;
     let mut writer = ctx.spool.begin()?;
     let mut validator = SnapshotValidator::new(20);
     let mut parts: Vec<PartInfo> = Vec::new();
@@ -608,6 +608,32 @@ fn sync_year(
     };
     let meta = EntryMeta { tenant: key.tenant.clone(), content_hash, counts, spooled_at: now() };
     Ok(Prepared::Spooled(Box::new(writer.commit(&manifest, &meta)?)))
+}
+
+/// The format to write parts in: the best one both sides read, as the hub says
+/// this run, or — when it did not answer the question — as it said last time (kept
+/// in the state store), so that the same data keeps the same content hash and is
+/// not sent as a new version; NDJSON, which every hub reads, when it never said.
+fn part_format(ctx: &SyncContext<'_>) -> Result<PartFormat, SyncError> {
+    let key = format!("hub_part_formats {}", ctx.hub.url_base());
+    let names = |formats: &[PartFormat]| formats.iter().map(PartFormat::as_str).collect::<Vec<_>>().join(",");
+    match ctx.hub.known_part_formats() {
+        Some(formats) => {
+            let said = names(formats);
+            if ctx.state.setting(&key)?.as_deref() != Some(said.as_str()) {
+                ctx.state.set_setting(&key, &said)?;
+            }
+            Ok(PartFormat::best_shared(formats))
+        }
+        None => {
+            let remembered = ctx.state.setting(&key)?.unwrap_or_default();
+            let formats: Vec<PartFormat> = PartFormat::ALL
+                .into_iter()
+                .filter(|f| remembered.split(',').any(|n| n == f.as_str()))
+                .collect();
+            Ok(PartFormat::best_shared(&formats))
+        }
+    }
 }
 
 fn new_part(format: PartFormat, entity: Entity) -> Result<PartWriter, SyncError> {

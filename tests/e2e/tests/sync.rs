@@ -447,6 +447,30 @@ fn an_erp_back_in_an_earlier_state_makes_that_data_current_again() {
 }
 
 #[test]
+fn the_same_data_under_a_new_token_is_not_a_new_version_when_the_hub_cannot_say_its_formats() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 600}));
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 0);
+    let spooled_format = || agent.spooled().first().map(|e| spooled_part_format(e));
+    // A new token for the same data, while the hub is down: the agent cannot ask
+    // which formats it reads, and must not write the parts differently because of that.
+    let config = std::fs::read_to_string(&agent.config).unwrap();
+    std::fs::write(
+        &agent.config,
+        config.replace("voucher_lines = 600", "voucher_lines = 600\ntoken_suffix = \"-touched\""),
+    )
+    .unwrap();
+    hub.stop();
+    let output = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&output), 7, "the content is what the hub has: {}", text(&output));
+    assert_eq!(spooled_format(), None, "nothing spooled");
+    hub.restart();
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 7);
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1, "no second version of the same data");
+}
+
+#[test]
 fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
