@@ -9,11 +9,32 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The file beside the store that keeps the agent id.
+const AGENT_ID_FILE: &str = "agent-id";
+
+/// True for what [`StateStore::agent_id`] makes: `agent-` and 32 hex digits.
+fn is_agent_id(text: &str) -> bool {
+    text.strip_prefix("agent-")
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Writes `text` to `path` through a synced temporary file and a rename.
+fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
 /// A failure of the state store; names the file.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "state store {path}: {source}. Resolution: check that the data directory is writable and not full; \
-         if the file is damaged, move it away (the next sync uploads everything once more)"
+         if the file is damaged, move it away (the next sync reads and sends everything once more; the hub \
+         keeps no second version of unchanged data)"
 )]
 pub struct StateError {
     path: PathBuf,
@@ -126,20 +147,37 @@ impl StateStore {
     }
 
     /// This installation's agent id, created (random) on first use and kept forever.
+    ///
+    /// It is also kept in `<data_dir>/agent-id`, so that a new store (the old one
+    /// damaged and moved away) keeps the id: the same data then makes the same
+    /// snapshot, which the hub has, instead of a second version of every year.
     pub fn agent_id(&self) -> Result<String, StateError> {
-        let existing: Option<String> = self
+        let stored: Option<String> = self
             .db
             .query_row("SELECT value FROM agent WHERE key = 'agent_id'", [], |r| r.get(0))
             .optional()
             .map_err(|e| self.fail(e))?;
-        if let Some(id) = existing {
-            return Ok(id);
+        let file = self.path.with_file_name(AGENT_ID_FILE);
+        let kept =
+            std::fs::read_to_string(&file).ok().map(|t| t.trim().to_owned()).filter(|t| is_agent_id(t));
+        let id = match stored {
+            Some(id) => id,
+            None => {
+                let id = kept.clone().unwrap_or_else(|| format!("agent-{}", random_hex(16)));
+                self.db
+                    .execute("INSERT OR IGNORE INTO agent (key, value) VALUES ('agent_id', ?1)", params![id])
+                    .map_err(|e| self.fail(e))?;
+                // Another process may have been first: its id is the one.
+                self.db
+                    .query_row("SELECT value FROM agent WHERE key = 'agent_id'", [], |r| r.get(0))
+                    .map_err(|e| self.fail(e))?
+            }
+        };
+        if kept.as_deref() != Some(id.as_str()) {
+            write_durably(&file, &id)
+                .map_err(|e| self.fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         }
-        let id = format!("agent-{}", random_hex(16));
-        self.db
-            .execute("INSERT OR IGNORE INTO agent (key, value) VALUES ('agent_id', ?1)", params![id])
-            .map_err(|e| self.fail(e))?;
-        self.agent_id()
+        Ok(id)
     }
 
     /// What the hub acknowledged last for `key`.
@@ -521,7 +559,24 @@ mod tests {
         let first = StateStore::open(dir.path()).unwrap().agent_id().unwrap();
         let second = StateStore::open(dir.path()).unwrap().agent_id().unwrap();
         assert_eq!(first, second);
-        assert!(first.starts_with("agent-") && first.len() == 38, "{first}");
+        assert!(first.starts_with("agent-") && first.len() == 38 && is_agent_id(&first), "{first}");
+    }
+
+    #[test]
+    fn a_new_store_keeps_the_agent_id_and_the_store_wins_over_a_stray_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateStore::open(dir.path()).unwrap().agent_id().unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join(AGENT_ID_FILE)).unwrap().trim(), first);
+        // The store damaged and moved away: a new one keeps the id.
+        for name in ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"] {
+            let _ = std::fs::rename(dir.path().join(name), dir.path().join(format!("{name}.damaged")));
+        }
+        assert_eq!(StateStore::open(dir.path()).unwrap().agent_id().unwrap(), first);
+        // A file that does not hold an id is rewritten with the store's.
+        std::fs::write(dir.path().join(AGENT_ID_FILE), "garbage").unwrap();
+        assert_eq!(StateStore::open(dir.path()).unwrap().agent_id().unwrap(), first);
+        assert_eq!(std::fs::read_to_string(dir.path().join(AGENT_ID_FILE)).unwrap().trim(), first);
+        assert!(!is_agent_id("agent-xyz") && !is_agent_id("agent-") && !is_agent_id(""));
     }
 
     #[test]

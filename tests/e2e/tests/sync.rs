@@ -471,6 +471,23 @@ fn the_same_data_under_a_new_token_is_not_a_new_version_when_the_hub_cannot_say_
 }
 
 #[test]
+fn a_state_store_moved_away_sends_everything_again_but_adds_no_version_to_the_hub() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 600}));
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 0);
+    // Damaged, say, and moved away as the error message advises.
+    let data = agent.dir().join("data");
+    for name in ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"] {
+        let _ = std::fs::rename(data.join(name), data.join(format!("{name}.damaged")));
+    }
+    let again = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&again), 0, "nothing acknowledged in the new store: {}", text(&again));
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1, "the same snapshot, which the hub has");
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 7);
+}
+
+#[test]
 fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
