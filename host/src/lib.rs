@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod crash_point;
 pub mod exit;
 pub mod hub_client;
 pub mod jobs;

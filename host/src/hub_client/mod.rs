@@ -421,6 +421,7 @@ impl HubClient {
                 })?;
             }
         }
+        crate::crash_point::crash_point("parts_uploaded");
         let url = self.url(&format!("/v1/snapshots/{id}/commit"));
         let records = entry.manifest.parts.iter().map(|p| p.records).sum();
         let timeout = commit_timeout(self.settings.timeout, records);

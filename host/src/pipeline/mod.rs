@@ -607,7 +607,9 @@ fn sync_year(
         part_format: format,
     };
     let meta = EntryMeta { tenant: key.tenant.clone(), content_hash, counts, spooled_at: now() };
-    Ok(Prepared::Spooled(Box::new(writer.commit(&manifest, &meta)?)))
+    let entry = writer.commit(&manifest, &meta)?;
+    crate::crash_point::crash_point("spooled");
+    Ok(Prepared::Spooled(Box::new(entry)))
 }
 
 /// The format to write parts in: the best one both sides read, as the hub says
@@ -703,6 +705,7 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<YearOutco
     };
     let entry = rewritten.as_ref().unwrap_or(entry);
     let status = ctx.hub.upload(entry)?;
+    crate::crash_point::crash_point("hub_committed");
     let key = entry.key();
     let ack = Acknowledged {
         plugin: format!("{}@{}", entry.manifest.plugin.id, entry.manifest.plugin.version),
@@ -719,6 +722,7 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<YearOutco
         // The hub has it; the worst case is one idempotent re-upload later.
         tracing::error!(error = %e, "Could not record the hub's acknowledgement.");
     }
+    crate::crash_point::crash_point("acknowledgement_recorded");
     entry.remove()?;
     Ok(Some(YearOutcome::Uploaded { snapshot_id: status.snapshot_id, counts: entry.meta.counts.clone() }))
 }

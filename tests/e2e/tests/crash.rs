@@ -95,3 +95,46 @@ fn kill_9_at_any_moment_loses_nothing_and_duplicates_nothing() {
         assert_eq!(row["credit"].as_str().unwrap().parse::<Decimal>().unwrap(), credit, "{account}");
     }
 }
+
+/// The records of the current snapshot of company 1, 2025.
+fn current_records(hub: &Hub, key: &str) -> u64 {
+    let (_, current) = hub.get(key, "/v1/companies/1/current?year=2025");
+    current["records"].as_u64().unwrap_or_default()
+}
+
+#[test]
+fn a_crash_at_every_step_of_a_delivery_loses_nothing_duplicates_nothing_and_later_changes_arrive() {
+    for point in ["spooled", "parts_uploaded", "hub_committed", "acknowledgement_recorded"] {
+        let hub = Hub::start();
+        let key = hub.create_tenant("acme");
+        let settings = |lines: u64| SourceConfig {
+            settings: json!({"voucher_lines": lines, "batch_size": 4096}),
+            ..source("synthetic")
+        };
+        let agent = Agent::new(&[plugin_library("fixture_synthetic")], &hub.url, &key, &[settings(600)]);
+        let crashed = agent
+            .command(&["sync", "--source", "synthetic"])
+            .env("LEDGERLINK_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert_eq!(crashed.status.code(), None, "{point}: killed by the abort: {}", text(&crashed));
+        assert!(text(&crashed).contains(&format!("crash point `{point}` reached")), "{}", text(&crashed));
+
+        let after = agent.sync("synthetic", &[]);
+        let code = after.status.code();
+        assert!(code == Some(0) || code == Some(7), "{point}: {}", text(&after));
+        assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1, "{point}: delivered exactly once");
+        assert!(agent.spooled().is_empty(), "{point}: nothing left in the spool");
+        let first = current_records(&hub, &key);
+        assert!(first > 600, "{point}: the data is current ({first} records)");
+        assert_eq!(agent.sync("synthetic", &[]).status.code(), Some(7), "{point}: then nothing to send");
+
+        // A change after the crash arrives as the one new version.
+        let config = std::fs::read_to_string(&agent.config).unwrap();
+        std::fs::write(&agent.config, config.replace("voucher_lines = 600", "voucher_lines = 900")).unwrap();
+        let changed = agent.sync("synthetic", &[]);
+        assert_eq!(changed.status.code(), Some(0), "{point}: {}", text(&changed));
+        assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 2, "{point}");
+        assert!(current_records(&hub, &key) > first, "{point}: the changed data is current");
+    }
+}
