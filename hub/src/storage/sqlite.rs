@@ -41,6 +41,7 @@ CREATE TABLE snapshots (
 );
 CREATE INDEX snapshots_by_company ON snapshots (tenant_id, source_id, company_id, fiscal_year, state);
 CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);
+CREATE INDEX snapshots_by_commit ON snapshots (commit_seq);
 CREATE TABLE parts (
     tenant_id   INTEGER NOT NULL,
     snapshot_id TEXT NOT NULL,
@@ -116,7 +117,8 @@ impl SqliteStore {
                 tx.execute_batch(
                     "ALTER TABLE snapshots ADD COLUMN offer_seq INTEGER; \
                      UPDATE snapshots SET offer_seq = commit_seq; \
-                     CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);",
+                     CREATE INDEX snapshots_by_offer ON snapshots (offer_seq); \
+                     CREATE INDEX snapshots_by_commit ON snapshots (commit_seq);",
                 )
                 .map_err(db)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
@@ -584,7 +586,8 @@ mod tests {
         {
             let version_1 = SCHEMA
                 .replace("    offer_seq     INTEGER,\n", "")
-                .replace("CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);\n", "");
+                .replace("CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);\n", "")
+                .replace("CREATE INDEX snapshots_by_commit ON snapshots (commit_seq);\n", "");
             assert_ne!(version_1, SCHEMA);
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(&version_1).unwrap();
