@@ -18,15 +18,27 @@ fn is_agent_id(text: &str) -> bool {
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Writes `text` to `path` through a synced temporary file and a rename.
+/// Writes `text` to `path` through a synced temporary file of its own (threads and
+/// processes may write at once), a rename, and a synced directory.
 fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(format!("{text}\n").as_bytes())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
+    let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), random_hex(8)));
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(format!("{text}\n").as_bytes())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A failure of the state store; names the file.
@@ -174,8 +186,12 @@ impl StateStore {
             }
         };
         if kept.as_deref() != Some(id.as_str()) {
-            write_durably(&file, &id)
-                .map_err(|e| self.fail(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            // The store holds the id; the file only keeps it for a store that replaces this one.
+            if let Err(e) = write_durably(&file, &id) {
+                tracing::warn!(path = %file.display(), error = %e, "Cannot keep the agent id beside the state \
+                    store. Resolution: check that the data directory is writable and not full; until then a \
+                    state store moved away would give this agent a new id.");
+            }
         }
         Ok(id)
     }
