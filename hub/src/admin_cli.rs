@@ -449,20 +449,17 @@ fn print_agent(agent: &Value) -> anyhow::Result<()> {
     writeln!(out, "sources:")?;
     for source in status["sources"].as_array().into_iter().flatten() {
         let id = source["id"].as_str().unwrap_or("?");
-        let enabled = source["enabled"].as_bool() == Some(true);
-        let queued_off = enabled && agent["desired"]["disabled_sources"][id].is_object();
+        let wanted = &agent["desired"]["disabled_sources"][id];
+        let mut state = toggle_state(&source["disabled"], wanted, online);
+        if source["configured"].as_bool() == Some(false) {
+            state.push_str(" (disabled in the agent's configuration)");
+        }
         writeln!(
             out,
             "  {} ({}): {}{}, last run {} ({}), next {}",
             id,
             source["plugin"].as_str().unwrap_or("?"),
-            match (enabled, queued_off) {
-                (true, true) if online =>
-                    "enabled; switching off queued, applied as soon as the agent answers",
-                (true, true) => "enabled; switching off queued, applied when the agent connects",
-                (true, false) => "enabled",
-                (false, _) => "disabled",
-            },
+            state,
             if source["running"].as_bool() == Some(true) { ", running" } else { "" },
             source["last_run"].as_str().unwrap_or("never"),
             source["last_outcome"].as_str().unwrap_or("-"),

@@ -43,7 +43,7 @@ pub struct ControlHub {
     sessions: Mutex<HashMap<AgentKey, Session>>,
     /// Long-polling agents between two polls: when they last polled, and how long they wait per poll.
     polled: Mutex<HashMap<AgentKey, (Instant, Duration)>>,
-    /// When an agent last posted messages (SSE and long-polling agents talk back by POST).
+    /// When an agent last posted a pong (SSE agents answer pings by POST).
     heard: Mutex<HashMap<AgentKey, Instant>>,
     next_id: AtomicU64,
 }
@@ -94,13 +94,13 @@ impl ControlHub {
         }
     }
 
-    /// Notes that an agent posted messages now.
+    /// Notes that an agent answered a ping now.
     fn heard_from(&self, tenant_id: i64, agent_id: &str) {
         let mut heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
         heard.insert((tenant_id, agent_id.to_owned()), Instant::now());
     }
 
-    /// When the agent last posted messages, if it did.
+    /// When the agent last answered a ping, if it did.
     fn last_heard(&self, key: &AgentKey) -> Option<Instant> {
         self.heard.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied()
     }
@@ -420,9 +420,9 @@ pub async fn sse(
     let stream = futures_util::stream::unfold(
         (guard, rx, queue),
         move |(guard, mut rx, mut queue)| async move {
-            // An agent that answers pings (by POST) and stopped answering is gone,
-            // even while its connection stays open: end the stream, so it is shown
-            // offline. Agents that never answer (before pongs over SSE) are not judged.
+            // An agent that answers pings (a pong by POST) and stopped answering is
+            // gone, even while its connection stays open: end the stream, so it is
+            // shown offline. Agents that never send a pong (older ones) are not judged.
             if revoked(&guard.state, &guard.tenant).await {
                 tracing::info!(agent = %guard.agent_id, "The tenant's key was revoked; ending its agent's event stream.");
                 return None;
@@ -515,7 +515,10 @@ pub async fn messages(
         ApiError::bad_request("invalid_body", format!("the body is not a JSON array of agent messages: {e}"))
     })?;
     let agent_id = query.agent_id;
-    state.control.heard_from(tenant.id, &agent_id);
+    // Only a pong says the agent answers pings: every agent, older ones too, posts its status.
+    if messages.iter().any(|m| matches!(m, AgentMessage::Pong)) {
+        state.control.heard_from(tenant.id, &agent_id);
+    }
     blocking(move || {
         for message in messages {
             handle_agent_message(&state, &tenant, &agent_id, message)?;

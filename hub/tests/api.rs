@@ -622,3 +622,65 @@ fn the_snapshot_offered_last_is_current_even_when_it_came_before_or_an_older_one
     assert_eq!(summary["current"], false, "{summary}");
     assert_eq!(client.commit(&newer_id).json()["current"], true);
 }
+
+/// An SSE control stream held open on a raw socket; `ended` tells whether the hub closed it.
+struct EventStream {
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EventStream {
+    fn open(hub: &Hub, key: &str, agent_id: &str) -> EventStream {
+        use std::io::Read;
+        let addr = hub.url.trim_start_matches("http://").to_owned();
+        let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            socket,
+            "GET /v1/control/sse?agent_id={agent_id}&heartbeat_secs=1 HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ended.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            // The hub ends a chunked stream with a zero-length chunk, then (HTTP/1.1) may keep the socket.
+            let mut tail = Vec::new();
+            while let Ok(n) = socket.read(&mut buffer) {
+                tail.extend_from_slice(&buffer[..n]);
+                if n == 0 || tail.windows(5).any(|w| w == b"0\r\n\r\n") {
+                    break;
+                }
+                tail.drain(..tail.len().saturating_sub(8));
+            }
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        EventStream { ended }
+    }
+
+    fn ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn an_sse_agent_that_stopped_answering_pings_loses_its_stream_and_one_that_never_did_keeps_it() {
+    let data = DataDir::new();
+    let key = create_tenant(&data.path, "acme");
+    let hub = Hub::start(&data.path, &[]);
+    let client = hub.client(&key);
+    // An older agent: it posts (an empty batch here, its status in life) but never a pong.
+    let older = EventStream::open(&hub, &key, "older");
+    // A current agent answers one ping, then hangs.
+    let hung = EventStream::open(&hub, &key, "hung");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(client.post("/v1/control/messages?agent_id=older", &json!([])).status, StatusCode::NO_CONTENT);
+    let pong = client.post("/v1/control/messages?agent_id=hung", &json!([{"type": "pong"}]));
+    assert_eq!(pong.status, StatusCode::NO_CONTENT, "{}", pong.text);
+    let started = std::time::Instant::now();
+    while !hung.ended() && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(hung.ended(), "the hub ended the stream of the agent that stopped answering");
+    assert!(started.elapsed() >= Duration::from_secs(2), "not before three heartbeats passed");
+    assert!(!older.ended(), "an agent that never sends a pong is not judged by pongs");
+}

@@ -679,6 +679,17 @@ fn deliver(ctx: &SyncContext<'_>, entry: &SpoolEntry) -> Result<Option<YearOutco
         tracing::debug!(entry = %entry.dir.display(), "Another run is delivering this spooled snapshot.");
         return Ok(None);
     };
+    // An entry older than what the hub acknowledged for its year (kept while it
+    // could not be read, say) is superseded: the hub makes the snapshot offered
+    // last current, so delivering it now would bring older data back.
+    if let Ok(Some(ack)) = ctx.state.acknowledged(&entry.key()) {
+        if ack.snapshot_id != entry.snapshot_id() && ack.acknowledged_at > entry.meta.spooled_at {
+            tracing::info!(entry = %entry.dir.display(), acknowledged = %ack.snapshot_id,
+                "Removing a spooled snapshot older than the one the hub acknowledged for its year.");
+            entry.remove()?;
+            return Ok(Some(YearOutcome::Unchanged));
+        }
+    }
     let discard = |e: SpoolError| -> Result<Option<YearOutcome>, HubError> {
         tracing::error!(error = %e, "Removing a damaged spool entry; the data will be extracted again.");
         entry.remove()?;

@@ -34,14 +34,13 @@ impl FsBlobStore {
 impl BlobStore for FsBlobStore {
     fn put(&self, key: &BlobKey, bytes: &[u8]) -> StoreResult<()> {
         let dir = self.dir(key);
-        if !dir.exists() {
-            fs::create_dir_all(&dir)?;
-            // The new directories' entries are durable too, before the part is acknowledged.
-            if let Some(tenant_dir) = dir.parent() {
-                sync_dir(tenant_dir)?;
-            }
-            sync_dir(&self.root)?;
+        fs::create_dir_all(&dir)?;
+        // The directories' entries are durable before the part is acknowledged
+        // (another put may have just created them and not synced them yet).
+        if let Some(tenant_dir) = dir.parent() {
+            sync_dir(tenant_dir)?;
         }
+        sync_dir(&self.root)?;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{:06}.{}.{n}.tmp", key.index, std::process::id()));
         let result = (|| {

@@ -40,8 +40,6 @@ CREATE TABLE snapshots (
     PRIMARY KEY (tenant_id, snapshot_id)
 );
 CREATE INDEX snapshots_by_company ON snapshots (tenant_id, source_id, company_id, fiscal_year, state);
-CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);
-CREATE INDEX snapshots_by_commit ON snapshots (commit_seq);
 CREATE TABLE parts (
     tenant_id   INTEGER NOT NULL,
     snapshot_id TEXT NOT NULL,
@@ -80,6 +78,14 @@ CREATE TABLE agents (
 );
 "#;
 
+/// Indexes of schema version 2, made on every open when missing.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS snapshots_by_offer ON snapshots (offer_seq);
+CREATE INDEX IF NOT EXISTS snapshots_by_commit ON snapshots (commit_seq);
+CREATE INDEX IF NOT EXISTS snapshots_current_order
+    ON snapshots (tenant_id, source_id, company_id, fiscal_year, state, offer_seq, commit_seq);
+";
+
 /// Metadata store in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -116,9 +122,7 @@ impl SqliteStore {
                 let tx = conn.unchecked_transaction().map_err(db)?;
                 tx.execute_batch(
                     "ALTER TABLE snapshots ADD COLUMN offer_seq INTEGER; \
-                     UPDATE snapshots SET offer_seq = commit_seq; \
-                     CREATE INDEX snapshots_by_offer ON snapshots (offer_seq); \
-                     CREATE INDEX snapshots_by_commit ON snapshots (commit_seq);",
+                     UPDATE snapshots SET offer_seq = commit_seq;",
                 )
                 .map_err(db)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(db)?;
@@ -132,6 +136,7 @@ impl SqliteStore {
                 )))
             }
         }
+        conn.execute_batch(INDEXES).map_err(db)?;
         conn.execute_batch(super::control::CONTROL_SCHEMA).map_err(db)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -158,6 +163,32 @@ fn refresh_current(tx: &rusqlite::Transaction<'_>, tenant: &Tenant, snapshot_id:
         params![tenant.id, snapshot_id],
     )
     .map_err(db)?;
+    // The company's record (name, currency, fiscal years) is the current snapshot's:
+    // not a late commit's that stayed behind, and again an older one's made current.
+    let is_current: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM current WHERE tenant_id = ?1 AND snapshot_id = ?2)",
+            params![tenant.id, snapshot_id],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if is_current {
+        let manifest: String = tx
+            .query_row(
+                "SELECT manifest FROM snapshots WHERE tenant_id = ?1 AND snapshot_id = ?2",
+                params![tenant.id, snapshot_id],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        let manifest: Manifest = serde_json::from_str(&manifest).map_err(corrupt)?;
+        let company = serde_json::to_string(&manifest.company).map_err(corrupt)?;
+        tx.execute(
+            "INSERT INTO companies (tenant_id, source_id, company_id, record) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (tenant_id, source_id, company_id) DO UPDATE SET record = excluded.record",
+            params![tenant.id, manifest.source_id, manifest.company.id, company],
+        )
+        .map_err(db)?;
+    }
     Ok(())
 }
 
@@ -349,7 +380,8 @@ impl MetadataStore for SqliteStore {
         let changed = tx
             .execute(
                 "UPDATE snapshots SET state = 'committed', committed_at = ?3, records = ?4, trial_balance = ?5, \
-                 commit_seq = (SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM snapshots) \
+                 commit_seq = (SELECT COALESCE(MAX(commit_seq), 0) + 1 FROM snapshots), \
+                 offer_seq = COALESCE(offer_seq, (SELECT COALESCE(MAX(offer_seq), 0) + 1 FROM snapshots)) \
                  WHERE tenant_id = ?1 AND snapshot_id = ?2 AND state = 'open'",
                 params![tenant.id, snapshot_id, now, data.records as i64, tb],
             )
@@ -357,22 +389,7 @@ impl MetadataStore for SqliteStore {
         if changed == 0 {
             return Ok(false);
         }
-        let manifest: String = tx
-            .query_row(
-                "SELECT manifest FROM snapshots WHERE tenant_id = ?1 AND snapshot_id = ?2",
-                params![tenant.id, snapshot_id],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
-        let manifest: Manifest = serde_json::from_str(&manifest).map_err(corrupt)?;
-        let company = serde_json::to_string(&manifest.company).map_err(corrupt)?;
         refresh_current(&tx, tenant, snapshot_id)?;
-        tx.execute(
-            "INSERT INTO companies (tenant_id, source_id, company_id, record) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (tenant_id, source_id, company_id) DO UPDATE SET record = excluded.record",
-            params![tenant.id, manifest.source_id, manifest.company.id, company],
-        )
-        .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(true)
     }
@@ -584,22 +601,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.sqlite3");
         {
-            let version_1 = SCHEMA
-                .replace("    offer_seq     INTEGER,\n", "")
-                .replace("CREATE INDEX snapshots_by_offer ON snapshots (offer_seq);\n", "")
-                .replace("CREATE INDEX snapshots_by_commit ON snapshots (commit_seq);\n", "");
+            let version_1 = SCHEMA.replace("    offer_seq     INTEGER,\n", "");
             assert_ne!(version_1, SCHEMA);
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(&version_1).unwrap();
+            let manifest = serde_json::json!({
+                "protocol_version": 1, "schema_version": 1, "agent_id": "agent-1", "source_id": "s",
+                "plugin": {"id": "p", "version": "1.0.0"}, "fiscal_year": 2025, "change_token": null,
+                "company": {"id": "1", "name": "Firma", "organisation_number": null, "currency": "NOK",
+                            "fiscal_years": [], "source_key": "1"},
+                "parts": [],
+            });
+            let manifest = serde_json::from_value::<Manifest>(manifest).unwrap();
+            let manifest = serde_json::to_string(&manifest).unwrap();
+            conn.execute_batch("INSERT INTO tenants VALUES (1, 'acme', x'01', 't', NULL);").unwrap();
+            for (id, state, seq) in
+                [("older", "committed", Some(1)), ("newer", "committed", Some(2)), ("open", "open", None)]
+            {
+                conn.execute(
+                    "INSERT INTO snapshots (tenant_id, snapshot_id, source_id, company_id, fiscal_year, manifest, \
+                       state, created_at, commit_seq) VALUES (1, ?1, 's', '1', 2025, ?2, ?3, 't', ?4)",
+                    params![id, manifest, state, seq],
+                )
+                .unwrap();
+            }
             conn.execute_batch(
-                "INSERT INTO tenants VALUES (1, 'acme', x'01', 't', NULL); \
-                 INSERT INTO snapshots (tenant_id, snapshot_id, source_id, company_id, fiscal_year, manifest, \
-                   state, created_at, commit_seq) VALUES \
-                   (1, 'older', 's', '1', 2025, '{}', 'committed', 't', 1), \
-                   (1, 'newer', 's', '1', 2025, '{}', 'committed', 't', 2), \
-                   (1, 'open', 's', '1', 2025, '{}', 'open', 't', NULL); \
-                 INSERT INTO current VALUES (1, 's', '1', 2025, 'newer'); \
-                 PRAGMA user_version = 1;",
+                "INSERT INTO current VALUES (1, 's', '1', 2025, 'newer'); PRAGMA user_version = 1;",
             )
             .unwrap();
         }
@@ -620,5 +647,14 @@ mod tests {
         refresh_current(&tx, &tenant, "older").unwrap();
         let current: String = tx.query_row("SELECT snapshot_id FROM current", [], |r| r.get(0)).unwrap();
         assert_eq!(current, "newer", "the order of the commits before the migration is kept");
+        tx.commit().unwrap();
+        drop(conn);
+        // Open before the migration, committed after it without being offered again
+        // (the agent retried only its commit): the newest data, so current.
+        let data = CommitData { records: 0, trial_balance: Default::default() };
+        assert!(store.commit_snapshot(&tenant, "open", &data, "t2").unwrap());
+        let current: String =
+            store.conn().query_row("SELECT snapshot_id FROM current", [], |r| r.get(0)).unwrap();
+        assert_eq!(current, "open");
     }
 }

@@ -212,7 +212,9 @@ fn every_transport_carries_admin_commands_and_their_results() {
 #[test]
 fn an_sse_agent_that_stops_answering_is_shown_offline_and_back_online_when_it_resumes() {
     let OnlineAgent { hub, token, id, service, .. } = OnlineAgent::start("sam", "sse");
-    // Hung (as a stopped process is): its connection stays open, but it answers no ping.
+    // It answers the hub's pings (one per heartbeat, 1 s here) for a while…
+    std::thread::sleep(Duration::from_secs(3));
+    // …then hangs (as a stopped process does): its connection stays open, but it answers no ping.
     let pid = service.child.as_ref().expect("running").id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let stopped = Instant::now();

@@ -488,6 +488,38 @@ fn a_state_store_moved_away_sends_everything_again_but_adds_no_version_to_the_hu
 }
 
 #[test]
+fn a_spooled_snapshot_that_could_not_be_read_for_a_while_never_brings_older_data_back() {
+    let mut hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let agent = synthetic_agent(&hub, &key, json!({"voucher_lines": 600}));
+    hub.stop();
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 6);
+    let old = agent.spooled().pop().expect("the 600-line snapshot, spooled");
+    // Its entry file cannot be read for a while (permissions, say): it is kept aside.
+    let entry_file = old.join("entry.json");
+    let aside = agent.dir().join("entry.json.aside");
+    std::fs::rename(&entry_file, &aside).unwrap();
+    std::fs::create_dir(&entry_file).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // the next run is a later second
+    hub.restart();
+    let config = std::fs::read_to_string(&agent.config).unwrap();
+    std::fs::write(&agent.config, config.replace("voucher_lines = 600", "voucher_lines = 900")).unwrap();
+    assert_eq!(exit_code(&agent.sync("synthetic", &[])), 0, "the newer data is delivered");
+    let (_, current) = hub.get(&key, "/v1/companies/1/current?year=2025");
+    let newer = current["snapshot_id"].clone();
+
+    // Readable again: older than what the hub acknowledged, so it is dropped, not delivered.
+    std::fs::remove_dir(&entry_file).unwrap();
+    std::fs::rename(&aside, &entry_file).unwrap();
+    let output = agent.sync("synthetic", &[]);
+    assert_eq!(exit_code(&output), 7, "{}", text(&output));
+    assert!(agent.spooled().is_empty(), "the superseded snapshot is gone: {}", text(&output));
+    let (_, current) = hub.get(&key, "/v1/companies/1/current?year=2025");
+    assert_eq!(current["snapshot_id"], newer, "the newer data stays current");
+    assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1);
+}
+
+#[test]
 fn invalid_data_is_not_uploaded_and_the_report_names_the_source_key() {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
