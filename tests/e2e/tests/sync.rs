@@ -346,15 +346,21 @@ fn a_snapshot_spooled_in_postcard_for_a_hub_rolled_back_to_ndjson_is_delivered_a
     let spooled = agent.spooled().pop().expect("one spooled snapshot");
     assert_eq!(spooled_part_format(&spooled), "postcard");
 
-    // While the hub cannot say what it reads, the entry stays as it is.
+    // While the hub cannot say what it reads, the entry stays as it is, and a new
+    // snapshot is written in the formats the hub named last (decision 0021).
     mode.store(FRONT_ALL_BUSY, Ordering::SeqCst);
     let still_busy = agent.sync("hello", &["--company", "1", "--year", "2024"]);
     assert_eq!(exit_code(&still_busy), 6, "{}", text(&still_busy));
-    let kept: Vec<_> = agent.spooled().into_iter().filter(|e| spooled_part_format(e) == "postcard").collect();
-    assert_eq!(kept, [spooled], "the postcard entry is untouched");
+    let entries = agent.spooled();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        entries.contains(&spooled) && spooled_part_format(&spooled) == "postcard",
+        "the entry is untouched"
+    );
+    assert!(entries.iter().all(|e| spooled_part_format(e) == "postcard"), "2024 as the hub said last time");
 
-    // The rolled-back hub answers: the 2025 snapshot is rewritten and delivered
-    // by a run that selects only 2024 — converted, not extracted again.
+    // The rolled-back hub answers: both snapshots are rewritten and delivered by a
+    // run that selects only 2024 — 2025 converted, not extracted again.
     mode.store(FRONT_RELAY, Ordering::SeqCst);
     let output = agent.sync("hello", &["--company", "1", "--year", "2024"]);
     assert_eq!(exit_code(&output), 0, "{}", text(&output));
