@@ -304,32 +304,92 @@ pub async fn select_companies(
     })?;
     blocking(move || {
         let (tenant, agent) = find_agent_to_change(&state, &tenant, &agent_id)?;
-        let store = &state.control_store;
-        let unknown = store.select_companies(&tenant, &agent.agent_id, &source_id, &selection.companies)?;
-        if !unknown.is_empty() {
-            return Err(ApiError::bad_request(
-                "unknown_company",
-                format!(
-                    "source `{source_id}` of agent `{agent_id}` has not reported these companies: {}; \
-                     Resolution: select from the companies the agent reported (admin agents show)",
-                    unknown.join(", ")
-                ),
+        let actor = (principal.name.clone(), principal.role.as_str().to_owned());
+        apply_selection(&state, &tenant, &agent.agent_id, &source_id, selection, actor).map(Json)
+    })
+    .await
+}
+
+/// Selects a source's companies for integration, audit-logged as `actor` (name,
+/// role), and tells the agent; the new desired state.
+fn apply_selection(
+    state: &AppState,
+    tenant: &Tenant,
+    agent_id: &str,
+    source_id: &str,
+    selection: CompanySelection,
+    (actor, role): (String, String),
+) -> ApiResult<DesiredState> {
+    let store = &state.control_store;
+    let unknown = store.select_companies(tenant, agent_id, source_id, &selection.companies)?;
+    if !unknown.is_empty() {
+        return Err(ApiError::bad_request(
+            "unknown_company",
+            format!(
+                "source `{source_id}` of agent `{agent_id}` has not reported these companies: {}; \
+                 Resolution: select from the companies the agent reported (GET …/companies)",
+                unknown.join(", ")
+            ),
+        )
+        .with_details(json!({ "unknown": unknown })));
+    }
+    store.audit(&AuditEntry {
+        at: now(),
+        actor: actor.clone(),
+        role,
+        action: "companies.select".to_owned(),
+        tenant: Some(tenant.name.clone()),
+        agent_id: Some(agent_id.to_owned()),
+        details: json!({ "source": source_id, "companies": selection.companies, "reason": selection.reason }),
+    })?;
+    let desired = store.desired_state(tenant, agent_id)?;
+    state.control.send(tenant, agent_id, HubMessage::DesiredState { state: desired.clone() });
+    tracing::info!(tenant = %tenant.name, agent = %agent_id, source = %source_id, by = %actor, "Company selection changed.");
+    Ok(desired)
+}
+
+/// The tenant's own agent `agent_id` (for the tenant-key endpoints below).
+fn own_agent(state: &AppState, tenant: &Tenant, agent_id: &str) -> ApiResult<AgentRow> {
+    state.control_store.control_agents(Some(tenant))?.into_iter().find(|a| a.agent_id == agent_id).ok_or_else(
+        || {
+            ApiError::not_found(
+                "agent_not_found",
+                format!("this tenant has no agent `{agent_id}`; GET /v1/agents lists the tenant's agents"),
             )
-            .with_details(json!({ "unknown": unknown })));
-        }
-        store.audit(&AuditEntry {
-            at: now(),
-            actor: principal.name.clone(),
-            role: principal.role.as_str().to_owned(),
-            action: "companies.select".to_owned(),
-            tenant: Some(tenant.name.clone()),
-            agent_id: Some(agent.agent_id.clone()),
-            details: json!({ "source": source_id, "companies": selection.companies, "reason": selection.reason }),
-        })?;
-        let desired = store.desired_state(&tenant, &agent.agent_id)?;
-        state.control.send(&tenant, &agent.agent_id, HubMessage::DesiredState { state: desired.clone() });
-        tracing::info!(tenant = %tenant.name, agent = %agent.agent_id, source = %source_id, by = %principal.name, "Company selection changed.");
-        Ok(Json(desired))
+        },
+    )
+}
+
+/// `GET /v1/agents/{agent_id}/companies` (tenant key): the companies the agent's
+/// sources reported, each with whether it is integrated — what the customer picks from.
+pub async fn own_companies(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
+    Path(agent_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    blocking(move || {
+        let agent = own_agent(&state, &tenant, &agent_id)?;
+        let companies = state.control_store.companies(&tenant, &agent.agent_id)?;
+        Ok(Json(json!({ "agent_id": agent.agent_id, "companies": companies })))
+    })
+    .await
+}
+
+/// `PUT /v1/agents/{agent_id}/sources/{source_id}/companies` (tenant key): the
+/// customer picks which reported companies of a source are integrated.
+pub async fn select_own_companies(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
+    Path((agent_id, source_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<DesiredState>> {
+    let selection: CompanySelection = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("expected {{\"companies\": [\"id\", …]}}: {e}"))
+    })?;
+    blocking(move || {
+        let agent = own_agent(&state, &tenant, &agent_id)?;
+        let actor = (format!("tenant {} (its API key)", tenant.name), "customer".to_owned());
+        apply_selection(&state, &tenant, &agent.agent_id, &source_id, selection, actor).map(Json)
     })
     .await
 }

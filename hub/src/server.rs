@@ -153,6 +153,13 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/v1/capabilities", true, api::capabilities),
         route("POST", "/v1/agents/hello", true, api::agent_hello),
         route("GET", "/v1/agents", true, api::agents),
+        route("GET", "/v1/agents/{agent_id}/companies", true, admin::own_companies),
+        route(
+            "PUT",
+            "/v1/agents/{agent_id}/sources/{source_id}/companies",
+            true,
+            admin::select_own_companies,
+        ),
         route("POST", "/v1/snapshots", true, api::create_snapshot),
         route("GET", "/v1/snapshots/{snapshot_id}", true, api::get_snapshot),
         route("PUT", "/v1/snapshots/{snapshot_id}/parts/{index}", true, api::put_part),

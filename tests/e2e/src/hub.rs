@@ -135,6 +135,18 @@ impl Hub {
         (status, response.json().unwrap_or(Value::Null))
     }
 
+    /// `PUT path` with the tenant key and a JSON body; returns status and JSON body.
+    pub fn put(&self, key: &str, path: &str, body: &Value) -> (u16, Value) {
+        let response = reqwest::blocking::Client::new()
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
     /// `GET path` with the tenant key; returns status and body text.
     pub fn get_text(&self, key: &str, path: &str) -> (u16, String) {
         let response = self.send_get(key, path);

@@ -550,12 +550,27 @@ fn a_new_company_is_reported_and_synced_only_once_selected_on_the_hub() {
     });
     assert_eq!(hub.snapshot_count(&key, "visma", &added, 2025), 0);
 
+    // The customer picks, on the hub, with its own API key (no support token).
+    let (status, listed) = hub.get(&key, &format!("/v1/agents/{id}/companies"));
+    assert_eq!(status, 200, "{listed}");
+    let offered =
+        listed["companies"].as_array().unwrap().iter().find(|c| c["company"]["id"] == added.as_str());
+    assert_eq!(offered.map(|c| c["selected"].clone()), Some(json!(false)), "{listed}");
     let mut all = original.clone();
     all.push(added.clone());
-    let mut args = vec!["companies", "acme", id.as_str(), "visma"];
-    args.extend(all.iter().map(String::as_str));
-    let (ok, _, out) = admin(&hub, &token, &args);
-    assert!(ok, "{out}");
+    let path = format!("/v1/agents/{id}/sources/visma/companies");
+    let (status, refused) = hub.put(&key, &path, &json!({ "companies": ["no-such-company"] }));
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("unknown_company")), "{refused}");
+    let (status, desired) = hub.put(&key, &path, &json!({ "companies": all, "reason": "new branch" }));
+    assert_eq!(status, 200, "{desired}");
+    let (_, audit, _) = admin(&hub, &token, &["audit"]);
+    assert!(
+        audit.to_string().contains("tenant acme (its API key)"),
+        "the customer's choice is audit-logged: {audit}"
+    );
+    let (status, _) =
+        hub.put(&key, "/v1/agents/agent-of-someone-else/sources/visma/companies", &json!({"companies": []}));
+    assert_eq!(status, 404, "only the tenant's own agents");
     wait_for("the agent to get the selection", Duration::from_secs(10), || {
         let output = agent.command(&["status", "--json"]).output().unwrap();
         let status: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
