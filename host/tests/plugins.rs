@@ -554,3 +554,28 @@ fn check_fails_a_plugin_whose_voucher_lines_come_back_and_names_where() {
     let (output, _) = check_with_settings("fixture_synthetic", ".json", r#"{"voucher_lines": 100}"#, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
 }
+
+#[test]
+fn check_stops_a_plugin_that_hangs_and_names_the_step() {
+    let (output, _) = check_with_settings(
+        "fixture_misbehaving",
+        ".json",
+        r#"{"mode": "hang"}"#,
+        &["--stall-secs", "2", "--json"],
+    );
+    let json = stdout_json(&output);
+    assert_eq!(output.status.code(), Some(1), "{json}");
+    assert!(json["failed_step"].as_str().unwrap().starts_with("extract voucher_lines (company "), "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no progress for 2 s"), "{message}");
+    assert!(json["error"]["resolution"].as_str().unwrap().contains("worker_stall_secs"), "{json}");
+
+    // A plugin that keeps sending batches is not stopped, however long it takes.
+    let (output, _) = check_with_settings(
+        "fixture_synthetic",
+        ".json",
+        r#"{"voucher_lines": 600000, "batch_size": 512}"#,
+        &["--stall-secs", "1"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+}

@@ -11,7 +11,7 @@ use ledgerlink_plugin_api::sdk::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// How many validation problems a year's report keeps (all are counted).
 const MAX_PROBLEMS: usize = 100;
@@ -127,7 +127,7 @@ const FINISHED: &str = "\0finished";
 /// With settings, the plugin's calls run in a child process (this command run
 /// again): a plugin that aborts or crashes there ends the child, and this
 /// process reports the step it ended in, as `sync` does for its workers.
-pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool) -> Exit {
+pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool, stall_secs: u64) -> Exit {
     let step_file = std::env::var_os(STEP_FILE_ENV).map(std::path::PathBuf::from);
     let settings_value = match settings.map(read_settings).transpose() {
         Ok(s) => s,
@@ -137,7 +137,7 @@ pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool
         }
     };
     if let (Some(settings), None) = (settings, &step_file) {
-        return supervise(path, settings, probe_exe, as_json);
+        return supervise(path, settings, probe_exe, as_json, Duration::from_secs(stall_secs.max(1)));
     }
     let settings = settings_value;
     let mut report = CheckReport { path: path.display().to_string(), ..Default::default() };
@@ -178,9 +178,10 @@ pub fn run(path: &Path, settings: Option<&Path>, probe_exe: &Path, as_json: bool
     }
 }
 
-/// Runs the check with settings in a child process and reports a crash there
-/// as the failure of the step the child had begun.
-fn supervise(path: &Path, settings: &Path, probe_exe: &Path, as_json: bool) -> Exit {
+/// Runs the check with settings in a child process and reports a crash there, or
+/// a step that made no progress for `stall`, as the failure of the step the child
+/// had begun.
+fn supervise(path: &Path, settings: &Path, probe_exe: &Path, as_json: bool, stall: Duration) -> Exit {
     let step_file =
         std::env::temp_dir().join(format!("ledgerlink-check-{}.step", crate::state::random_hex(8)));
     let mut command = std::process::Command::new(probe_exe);
@@ -193,16 +194,16 @@ fn supervise(path: &Path, settings: &Path, probe_exe: &Path, as_json: bool) -> E
     if as_json {
         command.arg("--json");
     }
-    let status = command.status();
-    let step = std::fs::read_to_string(&step_file).unwrap_or_default();
-    let _ = std::fs::remove_file(&step_file);
-    let status = match status {
-        Ok(status) => status,
+    let (status, stalled) = match run_watched(&mut command, &step_file, stall) {
+        Ok(outcome) => outcome,
         Err(e) => {
+            let _ = std::fs::remove_file(&step_file);
             eprintln!("error: cannot start {}: {e}", probe_exe.display());
             return Exit::Problems;
         }
     };
+    let step = std::fs::read_to_string(&step_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&step_file);
     if step == FINISHED {
         return match status.code() {
             Some(0) => Exit::Success,
@@ -211,15 +212,31 @@ fn supervise(path: &Path, settings: &Path, probe_exe: &Path, as_json: bool) -> E
         };
     }
     let step = if step.is_empty() { "load".to_owned() } else { step };
-    let error = ErrorView {
-        message: format!(
-            "the plugin ended the process it ran in ({}) inside this step; no result came back",
-            crate::plugins::describe_exit_status(status)
-        ),
-        resolution: "A crash is not a panic the SDK can catch: an abort, `panic = \"abort\"` in a Cargo \
-                     profile, a null pointer, or a bug in a driver. Run the step under a debugger, or read the \
-                     panic message above if there is one. `sync` contains the same crash in its worker process."
-            .into(),
+    let error = if stalled {
+        ErrorView {
+            message: format!(
+                "the plugin made no progress for {} s in this step (no call returned, no batch arrived); \
+                 the check stopped it",
+                stall.as_secs()
+            ),
+            resolution:
+                "A query waiting on a lock, a network call without a timeout, or a loop: `sync` kills a \
+                         worker after `worker_stall_secs` (default 300 s) the same way. Send the first batch \
+                         of a long query early; for a step that is slow but progressing, raise --stall-secs."
+                    .into(),
+        }
+    } else {
+        ErrorView {
+            message: format!(
+                "the plugin ended the process it ran in ({}) inside this step; no result came back",
+                crate::plugins::describe_exit_status(status)
+            ),
+            resolution: "A crash is not a panic the SDK can catch: an abort, `panic = \"abort\"` in a Cargo \
+                         profile, a null pointer, or a bug in a driver. Run the step under a debugger, or read \
+                         the panic message above if there is one. `sync` contains the same crash in its worker \
+                         process."
+                .into(),
+        }
     };
     if as_json {
         let report = CheckReport {
@@ -234,6 +251,28 @@ fn supervise(path: &Path, settings: &Path, probe_exe: &Path, as_json: bool) -> E
         outln!("Resolution: {}", error.resolution);
     }
     Exit::Problems
+}
+
+/// Runs the child until it exits, or kills it once its step file (written at
+/// every step, touched at every batch) has not changed for `stall`; true then.
+fn run_watched(
+    command: &mut std::process::Command,
+    step_file: &Path,
+    stall: Duration,
+) -> std::io::Result<(std::process::ExitStatus, bool)> {
+    let mut child = command.spawn()?;
+    let started = SystemTime::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        let changed = std::fs::metadata(step_file).and_then(|m| m.modified()).unwrap_or(started).max(started);
+        if changed.elapsed().unwrap_or_default() > stall {
+            let _ = child.kill();
+            return Ok((child.wait()?, true));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Human progress output, silent in JSON mode; and the step being run, for
@@ -254,6 +293,15 @@ impl Printer {
     fn step(&self, step: &str) {
         if let Some(file) = &self.step_file {
             let _ = std::fs::write(file, step);
+        }
+    }
+
+    /// Tells the supervising parent the step goes on (a batch arrived).
+    fn progress(&self) {
+        if let Some(file) = &self.step_file {
+            if let Ok(handle) = std::fs::File::options().write(true).open(file) {
+                let _ = handle.set_modified(SystemTime::now());
+            }
         }
     }
 }
@@ -413,6 +461,7 @@ fn check_year(
         let mut count = 0u64;
         for batch in source.extract(company, entity, year, CancelFlag::new()).map_err(fail(step.clone()))? {
             let batch = batch.map_err(fail(step.clone()))?;
+            out.progress();
             count += batch.len() as u64;
             validator.observe(&batch);
             if let ledgerlink_plugin_api::RecordBatch::VoucherLines(lines) = &batch {

@@ -133,6 +133,10 @@ pub enum PluginsCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Fail a step that makes no progress (no call returns, no batch arrives) for this
+        /// many seconds, as `sync` kills a worker after `worker_stall_secs`.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        stall_secs: u64,
     },
 }
 
@@ -195,8 +199,8 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             list::run(&dirs, &probe_exe(), json).into()
         }
-        Command::Plugins(PluginsCommand::Check { path, settings, json }) => {
-            check::run(&path, settings.as_deref(), &probe_exe(), json).into()
+        Command::Plugins(PluginsCommand::Check { path, settings, json, stall_secs }) => {
+            check::run(&path, settings.as_deref(), &probe_exe(), json, stall_secs).into()
         }
     }
 }
