@@ -87,13 +87,13 @@ fn find_agent(state: &AppState, tenant_name: &str, agent_id: &str) -> ApiResult<
         )
     };
     let tenant = state.control_store.tenant_by_name(tenant_name)?.ok_or_else(not_found)?;
-    let agent = state
-        .control_store
-        .control_agents(Some(&tenant))?
-        .into_iter()
-        .find(|a| a.agent_id == agent_id)
-        .ok_or_else(not_found)?;
+    let agent = agent_of(state, &tenant, agent_id)?.ok_or_else(not_found)?;
     Ok((tenant, agent))
+}
+
+/// The tenant's agent `agent_id`, if it has reported.
+fn agent_of(state: &AppState, tenant: &Tenant, agent_id: &str) -> ApiResult<Option<AgentRow>> {
+    Ok(state.control_store.control_agents(Some(tenant))?.into_iter().find(|a| a.agent_id == agent_id))
 }
 
 /// [`find_agent`] for a change: refused when the tenant's key is revoked, as its
@@ -350,14 +350,12 @@ fn apply_selection(
 
 /// The tenant's own agent `agent_id` (for the tenant-key endpoints below).
 fn own_agent(state: &AppState, tenant: &Tenant, agent_id: &str) -> ApiResult<AgentRow> {
-    state.control_store.control_agents(Some(tenant))?.into_iter().find(|a| a.agent_id == agent_id).ok_or_else(
-        || {
-            ApiError::not_found(
-                "agent_not_found",
-                format!("this tenant has no agent `{agent_id}`; GET /v1/agents lists the tenant's agents"),
-            )
-        },
-    )
+    agent_of(state, tenant, agent_id)?.ok_or_else(|| {
+        ApiError::not_found(
+            "agent_not_found",
+            format!("this tenant has no agent `{agent_id}`; GET /v1/agents lists the tenant's agents"),
+        )
+    })
 }
 
 /// `GET /v1/agents/{agent_id}/companies` (tenant key): the companies the agent's
