@@ -1,10 +1,11 @@
 //! The admin API (`/v1/admin/...`): what support sees and does, authenticated by
 //! support tokens (roles `viewer` and `support`). Every change is audit-logged.
 
+use crate::consent;
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
 use crate::storage::{
-    AgentRow, AuditEntry, CommandRow, CompanyRow, Role, SupportPrincipal, SyncRow, Tenant, Toggle,
+    AgentRow, AuditEntry, CommandRow, CompanyRow, Role, Scope, SupportPrincipal, SyncRow, Tenant, Toggle,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,11 +21,11 @@ pub const DEFAULT_COMMAND_EXPIRY_SECS: u64 = 24 * 3600;
 /// Longest lifetime of a queued command, in seconds (30 days).
 pub const MAX_COMMAND_EXPIRY_SECS: u64 = 30 * 24 * 3600;
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-async fn blocking<T, F>(f: F) -> ApiResult<T>
+pub(crate) async fn blocking<T, F>(f: F) -> ApiResult<T>
 where
     F: FnOnce() -> ApiResult<T> + Send + 'static,
     T: Send + 'static,
@@ -61,6 +62,16 @@ pub struct AgentDetail {
     pub syncs: Vec<SyncRow>,
     /// The latest commands, newest first.
     pub commands: Vec<CommandRow>,
+    /// The tenant's active grants of support access (what support may look at, until when).
+    pub support_access: Vec<crate::storage::SupportGrant>,
+}
+
+/// Leaves out a diagnostics result: it is read one command at a time, with the
+/// customer's consent and logged ([`get_command`]).
+fn withhold_diagnostics(row: &mut CommandRow, why: impl FnOnce() -> String) {
+    if matches!(row.command.kind, CommandKind::Diagnostics) && row.result.take().is_some() {
+        row.result_withheld = Some(why());
+    }
 }
 
 fn detail(state: &AppState, tenant: &Tenant, mut agent: AgentRow) -> ApiResult<AgentDetail> {
@@ -74,7 +85,26 @@ fn detail(state: &AppState, tenant: &Tenant, mut agent: AgentRow) -> ApiResult<A
         desired: store.desired_state(tenant, &agent.agent_id)?,
         companies: store.companies(tenant, &agent.agent_id)?,
         syncs: store.syncs(tenant, &agent.agent_id)?,
-        commands: store.recent_commands(tenant, &agent.agent_id, 20)?,
+        commands: store
+            .recent_commands(tenant, &agent.agent_id, 20)?
+            .into_iter()
+            .map(|mut row| {
+                let path = format!(
+                    "/v1/admin/agents/{}/{}/commands/{}",
+                    tenant.name, agent.agent_id, row.command.id
+                );
+                withhold_diagnostics(&mut row, || {
+                    format!("diagnostics are read one at a time, with the customer's consent: GET {path}")
+                });
+                row
+            })
+            .collect(),
+        support_access: state
+            .consent
+            .grants(Some(tenant), &now())?
+            .into_iter()
+            .filter(|g| g.active)
+            .collect(),
         agent,
     })
 }
@@ -176,10 +206,11 @@ pub struct CommandRequest {
     pub expires_secs: Option<u64>,
 }
 
-fn command_id() -> ApiResult<String> {
-    let mut bytes = [0u8; 12];
+/// A new random id: `prefix` and `N` random bytes in hex.
+pub(crate) fn random_id<const N: usize>(prefix: &str) -> ApiResult<String> {
+    let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
-    Ok(format!("cmd-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!("{prefix}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
 /// `POST /v1/admin/agents/{tenant}/{agent_id}/commands`: queues a command and sends it
@@ -209,12 +240,17 @@ pub async fn create_command(
     }
     blocking(move || {
         let (tenant, agent) = find_agent_to_change(&state, &tenant, &agent_id)?;
+        if matches!(request.kind, CommandKind::Diagnostics)
+            && !consent::granted(&state, &tenant, Scope::Diagnostics)?
+        {
+            return Err(consent::consent_required(&tenant.name, Scope::Diagnostics));
+        }
         let at = chrono::Utc::now();
         let issued_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let expires_at = (at + chrono::Duration::seconds(expires_secs as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let command = Command {
-            id: command_id()?,
+            id: random_id::<12>("cmd-")?,
             kind: request.kind,
             issued_by: principal.name.clone(),
             issued_at: issued_at.clone(),
@@ -260,20 +296,33 @@ pub async fn create_command(
     .await
 }
 
-/// `GET /v1/admin/agents/{tenant}/{agent_id}/commands/{command_id}`: a command's state and result.
+/// `GET /v1/admin/agents/{tenant}/{agent_id}/commands/{command_id}`: a command's
+/// state and result; a diagnostics result only while the tenant grants it, as a logged look.
 pub async fn get_command(
     State(state): State<AppState>,
+    Extension(principal): Extension<SupportPrincipal>,
     Path((tenant, agent_id, command_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<CommandRow>> {
     blocking(move || {
         state.control_store.expire_commands(&now())?;
         let (tenant, agent) = find_agent(&state, &tenant, &agent_id)?;
-        let row = state.control_store.command(&tenant, &agent.agent_id, &command_id)?.ok_or_else(|| {
-            ApiError::not_found(
-                "command_not_found",
-                format!("agent `{agent_id}` has no command `{command_id}`"),
-            )
-        })?;
+        let mut row =
+            state.control_store.command(&tenant, &agent.agent_id, &command_id)?.ok_or_else(|| {
+                ApiError::not_found(
+                    "command_not_found",
+                    format!("agent `{agent_id}` has no command `{command_id}`"),
+                )
+            })?;
+        if matches!(row.command.kind, CommandKind::Diagnostics) && row.result.is_some() {
+            let what = format!("diagnostics of agent {} ({command_id})", agent.agent_id);
+            match consent::look(&state, &principal, &tenant, Scope::Diagnostics, what) {
+                Ok(_) => {}
+                Err(refusal) if refusal.code == "consent_required" => {
+                    withhold_diagnostics(&mut row, || refusal.message)
+                }
+                Err(other) => return Err(other),
+            }
+        }
         Ok(Json(row))
     })
     .await

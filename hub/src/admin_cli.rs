@@ -6,6 +6,7 @@ use crate::server::open_storage;
 use crate::storage::{ControlStore, Role};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use ledgerlink_protocol::api::path_segment;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -197,6 +198,20 @@ pub enum AdminCommand {
         /// Command id.
         id: String,
     },
+    /// Which tenants grant support access now: to what, until when, and why.
+    SupportAccess {
+        /// Only this tenant (and its grants that ended too).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Read a tenant's data (a GET on the tenant API) while the tenant grants support
+    /// access to it; every read is logged where the customer sees it.
+    Data {
+        /// Tenant name.
+        tenant: String,
+        /// The path, e.g. `/v1/companies` or `/v1/companies/C/trial-balance?year=2025`.
+        path: String,
+    },
     /// The latest audit log entries.
     Audit {
         /// How many.
@@ -289,8 +304,22 @@ impl Api {
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        self.call_as(method, path, body, None)
+    }
+
+    /// [`Api::call`], on a tenant's data endpoint when `tenant` is given (`Ledgerlink-Tenant`).
+    fn call_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        tenant: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+        if let Some(tenant) = tenant {
+            request = request.header(crate::consent::TENANT_HEADER, tenant);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -306,20 +335,8 @@ impl Api {
     }
 }
 
-fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn agent_path(tenant: &str, agent: &str) -> String {
-    format!("/v1/admin/agents/{}/{}", segment(tenant), segment(agent))
+    format!("/v1/admin/agents/{}/{}", path_segment(tenant), path_segment(agent))
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {
@@ -351,7 +368,7 @@ fn send(
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(200));
-            row = api.call(reqwest::Method::GET, &format!("{base}/commands/{}", segment(&id)), None)?;
+            row = api.call(reqwest::Method::GET, &format!("{base}/commands/{}", path_segment(&id)), None)?;
         }
     }
     let state = row["state"].as_str().unwrap_or("?").to_owned();
@@ -365,6 +382,9 @@ fn send(
         }
         if !row["result"].is_null() {
             writeln!(out, "{}", serde_json::to_string_pretty(&row["result"])?)?;
+        }
+        if let Some(withheld) = row["result_withheld"].as_str() {
+            writeln!(out, "result withheld: {withheld}")?;
         }
     }
     if options.wait > 0 && !matches!(state.as_str(), "done") {
@@ -436,6 +456,26 @@ fn print_agent(agent: &Value) -> anyhow::Result<()> {
         status["host"].as_str().unwrap_or("-"),
         status["os"].as_str().unwrap_or("-"),
     )?;
+    let grants: Vec<String> = agent["support_access"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            let scopes: Vec<&str> =
+                g["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+            format!(
+                "{} until {} ({})",
+                scopes.join(" and "),
+                g["expires_at"].as_str().unwrap_or("?"),
+                g["grant_id"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    if grants.is_empty() {
+        writeln!(out, "support access: not granted by the customer (diagnostics and data are closed)")?;
+    } else {
+        writeln!(out, "support access granted by the customer: {}", grants.join("; "))?;
+    }
     writeln!(out, "plugins:")?;
     let online = agent["online"].as_bool() == Some(true);
     for plugin in status["plugins"].as_array().into_iter().flatten() {
@@ -508,6 +548,42 @@ fn print_agent(agent: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints grants: the active ones, or all of them (`all`, for one tenant).
+fn print_grants(value: &Value, all: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let grants: Vec<&Value> =
+        value["grants"].as_array().into_iter().flatten().filter(|g| all || g["active"] == true).collect();
+    if grants.is_empty() {
+        writeln!(
+            out,
+            "No tenant grants support access now. The customer grants it on its server with \
+             `ledgerlink support-access grant --hours N --scope diagnostics|data`."
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "TENANT\tGRANT\tSCOPES\tUNTIL\tSTATE\tREASON")?;
+    for g in grants {
+        let scopes: Vec<&str> =
+            g["scopes"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+        let state = match (g["active"].as_bool(), g["revoked_at"].as_str()) {
+            (Some(true), _) => "active".to_owned(),
+            (_, Some(at)) => format!("withdrawn {at}"),
+            _ => "expired".to_owned(),
+        };
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            g["tenant"].as_str().unwrap_or("?"),
+            g["grant_id"].as_str().unwrap_or("?"),
+            scopes.join(","),
+            g["expires_at"].as_str().unwrap_or("?"),
+            state,
+            g["reason"].as_str().unwrap_or("-"),
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs an `admin` subcommand; `Ok(false)` when a waited-for command did not succeed.
 pub fn admin(args: AdminArgs) -> anyhow::Result<bool> {
     let api = Api::new(&args.connection)?;
@@ -560,7 +636,7 @@ pub fn admin(args: AdminArgs) -> anyhow::Result<bool> {
             return send(&api, &tenant, &agent, json!({ "type": "config.reload" }), &options, json_out);
         }
         AdminCommand::Companies { tenant, agent, source, companies, reason } => {
-            let path = format!("{}/sources/{}/companies", agent_path(&tenant, &agent), segment(&source));
+            let path = format!("{}/sources/{}/companies", agent_path(&tenant, &agent), path_segment(&source));
             let value = api.call(
                 reqwest::Method::PUT,
                 &path,
@@ -576,10 +652,28 @@ pub fn admin(args: AdminArgs) -> anyhow::Result<bool> {
         AdminCommand::Command { tenant, agent, id } => {
             let value = api.call(
                 reqwest::Method::GET,
-                &format!("{}/commands/{}", agent_path(&tenant, &agent), segment(&id)),
+                &format!("{}/commands/{}", agent_path(&tenant, &agent), path_segment(&id)),
                 None,
             )?;
             print_json(&value)?;
+        }
+        AdminCommand::SupportAccess { tenant } => {
+            let path = match &tenant {
+                Some(tenant) => format!("/v1/admin/support-access?tenant={}", path_segment(tenant)),
+                None => "/v1/admin/support-access".to_owned(),
+            };
+            let value = api.call(reqwest::Method::GET, &path, None)?;
+            if json_out {
+                print_json(&value)?;
+            } else {
+                print_grants(&value, tenant.is_some())?;
+            }
+        }
+        AdminCommand::Data { tenant, path } => {
+            if !path.starts_with("/v1/") {
+                bail!("the path must be a tenant API path starting with /v1/, e.g. /v1/companies");
+            }
+            print_json(&api.call_as(reqwest::Method::GET, &path, None, Some(&tenant))?)?;
         }
         AdminCommand::Audit { limit } => {
             let value = api.call(reqwest::Method::GET, &format!("/v1/admin/audit?limit={limit}"), None)?;

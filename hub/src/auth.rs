@@ -5,6 +5,7 @@ use crate::server::AppState;
 use crate::storage::{SupportPrincipal, Tenant};
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -48,7 +49,7 @@ pub struct TenantName(pub String);
 
 /// Middleware: authenticates `Authorization: Bearer <key>` and puts the [`Tenant`] into the request.
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let key = match bearer(&request) {
+    let key = match bearer(request.headers()) {
         Ok(key) => key.to_owned(),
         Err(e) => return e.into_response(),
     };
@@ -79,39 +80,9 @@ pub async fn require_tenant(State(state): State<AppState>, mut request: Request,
 /// Middleware of the admin API: authenticates a support token (`Authorization: Bearer lls_…`)
 /// and puts the [`SupportPrincipal`] into the request. Tenant API keys are refused.
 pub async fn require_support(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let token = match bearer(&request) {
-        Ok(token) => token.to_owned(),
-        Err(_) => {
-            return ApiError::unauthorized("missing `Authorization: Bearer <support token>` header")
-                .into_response()
-        }
-    };
-    if !token.starts_with(SUPPORT_TOKEN_PREFIX) {
-        return ApiError::unauthorized(
-            "the admin API takes a support token (lls_…), not a tenant API key; \
-             create one with `ledgerlink-hub support-token create NAME --role viewer|support`",
-        )
-        .into_response();
-    }
-    let store = state.control_store.clone();
-    let hash = hash_key(&token);
-    let found = match tokio::task::spawn_blocking(move || {
-        store.support_token_by_hash(&hash).map(|m| (m, hash))
-    })
-    .await
-    {
-        Ok(Ok(found)) => found,
-        Ok(Err(e)) => return ApiError::from(e).into_response(),
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
-    let principal = match found {
-        (Some(m), hash) if constant_time_eq(&m.token_hash, &hash) => {
-            if m.revoked {
-                return ApiError::unauthorized("the support token was revoked").into_response();
-            }
-            m.principal
-        }
-        _ => return ApiError::unauthorized("the support token is not valid").into_response(),
+    let principal = match authenticate_support(&state, request.headers()).await {
+        Ok(principal) => principal,
+        Err(e) => return e.into_response(),
     };
     let name = format!("support:{}", principal.name);
     request.extensions_mut().insert::<SupportPrincipal>(principal);
@@ -120,9 +91,44 @@ pub async fn require_support(State(state): State<AppState>, mut request: Request
     response
 }
 
-fn bearer(request: &Request) -> Result<&str, ApiError> {
+/// True when the request's bearer token is a support token (`lls_…`), valid or not.
+pub fn carries_support_token(request: &Request) -> bool {
+    bearer(request.headers()).is_ok_and(|token| token.starts_with(SUPPORT_TOKEN_PREFIX))
+}
+
+/// The support person whose token the request carries.
+pub async fn authenticate_support(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<SupportPrincipal, ApiError> {
+    let token = bearer(headers)
+        .map_err(|_| ApiError::unauthorized("missing `Authorization: Bearer <support token>` header"))?
+        .to_owned();
+    if !token.starts_with(SUPPORT_TOKEN_PREFIX) {
+        return Err(ApiError::unauthorized(
+            "the admin API takes a support token (lls_…), not a tenant API key; \
+             create one with `ledgerlink-hub support-token create NAME --role viewer|support`",
+        ));
+    }
+    let store = state.control_store.clone();
+    let hash = hash_key(&token);
+    let found = tokio::task::spawn_blocking(move || store.support_token_by_hash(&hash).map(|m| (m, hash)))
+        .await
+        .map_err(ApiError::internal)??;
+    match found {
+        (Some(m), hash) if constant_time_eq(&m.token_hash, &hash) => {
+            if m.revoked {
+                return Err(ApiError::unauthorized("the support token was revoked"));
+            }
+            Ok(m.principal)
+        }
+        _ => Err(ApiError::unauthorized("the support token is not valid")),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let missing = || ApiError::unauthorized("missing `Authorization: Bearer <api key>` header");
-    let value = request.headers().get(AUTHORIZATION).ok_or_else(missing)?;
+    let value = headers.get(AUTHORIZATION).ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
     let (scheme, key) = value.split_once(' ').ok_or_else(missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {

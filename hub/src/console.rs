@@ -114,6 +114,15 @@ function outcomePill(o) {
   return `<span class="pill ${cls}">${esc(o)}</span>`;
 }
 
+// What the customer lets support look at now (diagnostics, data), and until when.
+function supportPill(a, now) {
+  const grants = a.support_access || [];
+  if (!grants.length) return ` <span class="pill" title="the customer has not granted support access">no support access</span>`;
+  const scopes = [...new Set(grants.flatMap((g) => g.scopes))].join(" + ");
+  const until = grants.map((g) => g.expires_at).sort().pop();
+  return ` <span class="pill ok" title="granted by the customer; every look is logged">support access: ${esc(scopes)} until ${esc(new Date(Date.parse(until)).toLocaleString())}</span>`;
+}
+
 function render(data) {
   const agents = data.agents || [];
   const online = agents.filter((a) => a.online).length;
@@ -162,7 +171,7 @@ function render(data) {
         <span class="name">${esc(a.tenant)} / ${esc(st.host || a.agent_id)}</span>
         <span class="meta">${esc(a.agent_id)} · v${esc(st.version || "?")} · ${esc(st.os || "")}</span>
         <span class="right"><span class="pill ${a.online ? "ok" : ""}">${a.online ? "online · " + esc(a.transport) : "offline · seen " + esc(ago(a.last_seen, data.now))}</span>
-        <span class="pill">spool ${st.spool_entries ?? 0}</span></span></div>
+        <span class="pill">spool ${st.spool_entries ?? 0}</span>${supportPill(a, data.now)}</span></div>
       <div class="grid"><section><h3>Plugins</h3>${plugins}</section><section><h3>Sources</h3><table>${sources}</table></section></div>
       <section><h3>Companies and last syncs</h3>${companies}</section>
       <section><h3>Recent commands</h3><table>${commands || '<tr><td class="muted">none</td></tr>'}</table></section></div>`;

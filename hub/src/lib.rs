@@ -8,6 +8,7 @@ pub mod admin_cli;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod consent;
 pub mod console;
 pub mod control;
 pub mod error;

@@ -4,8 +4,8 @@ use crate::auth::{self, TenantName};
 use crate::control::ControlHub;
 use crate::error::ApiError;
 use crate::ingest::Verifiers;
-use crate::storage::{BlobStore, ControlStore, FsBlobStore, MetadataStore, SqliteStore};
-use crate::{admin, api, control};
+use crate::storage::{BlobStore, ConsentStore, ControlStore, FsBlobStore, MetadataStore, SqliteStore};
+use crate::{admin, api, consent, control};
 use anyhow::{bail, Context};
 use axum::extract::Request;
 use axum::handler::Handler;
@@ -72,6 +72,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Control-plane metadata (support tokens, agents, commands, audit log).
     pub control_store: Arc<dyn ControlStore>,
+    /// Support-access grants and the log of support's looks.
+    pub consent: Arc<dyn ConsentStore>,
     /// Connected agents.
     pub control: Arc<ControlHub>,
     /// The threads commits may verify voucher lines on besides their own.
@@ -90,7 +92,8 @@ impl AppState {
             meta: meta.clone(),
             blobs: Arc::new(blobs),
             limits,
-            control_store: meta,
+            control_store: meta.clone(),
+            consent: meta,
             control: Arc::new(ControlHub::default()),
             verifiers,
         })
@@ -118,6 +121,9 @@ pub struct Route {
     pub auth: bool,
     /// True for the admin API: authenticated by a support token instead of a tenant key.
     pub admin: bool,
+    /// True for a read of tenant data that support may also make, with the tenant's
+    /// consent (`Ledgerlink-Tenant` header; [`consent::require_tenant_or_consented_support`]).
+    pub support_reads: bool,
     handler: MethodRouter<AppState>,
 }
 
@@ -133,7 +139,7 @@ where
         "DELETE" => MethodFilter::DELETE,
         other => panic!("method {other} is not used by this API"),
     };
-    Route { method, path, auth, admin: false, handler: on(filter, handler) }
+    Route { method, path, auth, admin: false, support_reads: false, handler: on(filter, handler) }
 }
 
 /// A route of the admin API: authenticated by a support token.
@@ -143,6 +149,15 @@ where
     T: 'static,
 {
     Route { admin: true, ..route(method, path, true, handler) }
+}
+
+/// A read of tenant data: by the tenant's key, or by support with the tenant's consent.
+fn data_route<H, T>(path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    Route { support_reads: true, ..route("GET", path, true, handler) }
 }
 
 /// Every route the hub serves.
@@ -161,18 +176,21 @@ pub fn routes() -> Vec<Route> {
             admin::select_own_companies,
         ),
         route("POST", "/v1/snapshots", true, api::create_snapshot),
-        route("GET", "/v1/snapshots/{snapshot_id}", true, api::get_snapshot),
+        data_route("/v1/snapshots/{snapshot_id}", api::get_snapshot),
         route("PUT", "/v1/snapshots/{snapshot_id}/parts/{index}", true, api::put_part),
         route("POST", "/v1/snapshots/{snapshot_id}/commit", true, api::commit_snapshot),
-        route("GET", "/v1/snapshots/{snapshot_id}/entities/{entity}", true, api::entity_records),
-        route("GET", "/v1/companies", true, api::companies),
-        route("GET", "/v1/companies/{company_id}/snapshots", true, api::company_snapshots),
-        route("GET", "/v1/companies/{company_id}/current", true, api::company_current),
-        route("GET", "/v1/companies/{company_id}/trial-balance", true, api::trial_balance),
+        data_route("/v1/snapshots/{snapshot_id}/entities/{entity}", api::entity_records),
+        data_route("/v1/companies", api::companies),
+        data_route("/v1/companies/{company_id}/snapshots", api::company_snapshots),
+        data_route("/v1/companies/{company_id}/current", api::company_current),
+        data_route("/v1/companies/{company_id}/trial-balance", api::trial_balance),
         route("GET", "/v1/control/ws", true, control::websocket),
         route("GET", "/v1/control/sse", true, control::sse),
         route("GET", "/v1/control/poll", true, control::poll),
         route("POST", "/v1/control/messages", true, control::messages),
+        route("POST", "/v1/support-access", true, consent::grant),
+        route("GET", "/v1/support-access", true, consent::list),
+        route("DELETE", "/v1/support-access/{grant_id}", true, consent::revoke),
         route("GET", "/console", false, admin::console),
         admin_route("GET", "/v1/admin/whoami", admin::whoami),
         admin_route("GET", "/v1/admin/agents", admin::agents),
@@ -185,7 +203,8 @@ pub fn routes() -> Vec<Route> {
             admin::select_companies,
         ),
         admin_route("GET", "/v1/admin/audit", admin::audit),
-        route("GET", "/v1/companies/{company_id}/saf-t", true, crate::saft::http::export),
+        admin_route("GET", "/v1/admin/support-access", consent::admin_list),
+        data_route("/v1/companies/{company_id}/saf-t", crate::saft::http::export),
     ]
 }
 
@@ -196,19 +215,22 @@ pub fn route_list() -> Vec<(&'static str, &'static str, bool)> {
 
 /// The whole application: routes, authentication, JSON fallbacks and the request log.
 pub fn router(state: AppState) -> Router {
-    let mut by_path: BTreeMap<(bool, bool, &'static str), MethodRouter<AppState>> = BTreeMap::new();
+    let mut by_path: BTreeMap<(bool, bool, bool, &'static str), MethodRouter<AppState>> = BTreeMap::new();
     for r in routes() {
-        let key = (r.auth, r.admin, r.path);
+        let key = (r.auth, r.admin, r.support_reads, r.path);
         let merged = match by_path.remove(&key) {
             Some(existing) => existing.merge(r.handler),
             None => r.handler,
         };
         by_path.insert(key, merged);
     }
-    let (mut public, mut private, mut admin) = (Router::new(), Router::new(), Router::new());
-    for ((auth, is_admin, path), handler) in by_path {
+    let (mut public, mut private, mut admin, mut data) =
+        (Router::new(), Router::new(), Router::new(), Router::new());
+    for ((auth, is_admin, support_reads, path), handler) in by_path {
         if is_admin {
             admin = admin.route(path, handler);
+        } else if support_reads {
+            data = data.route(path, handler);
         } else if auth {
             private = private.route(path, handler);
         } else {
@@ -217,9 +239,14 @@ pub fn router(state: AppState) -> Router {
     }
     let private = private.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_tenant));
     let admin = admin.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_support));
+    let data = data.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        consent::require_tenant_or_consented_support,
+    ));
     public
         .merge(private)
         .merge(admin)
+        .merge(data)
         .fallback(|| async { ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

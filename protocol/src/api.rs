@@ -5,6 +5,19 @@ use crate::PartFormat;
 use ledgerlink_plugin_api::canonical::TrialBalance;
 use serde::{Deserialize, Serialize};
 
+/// `text` escaped for one segment of a request path (ids and names in URLs).
+pub fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// The body of every error response: `{"error": {"code", "message", "details"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -13,6 +13,7 @@ mod config_cmd;
 mod demo;
 mod list;
 mod status;
+mod support_access;
 mod sync;
 
 use crate::exit::Exit;
@@ -93,6 +94,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Let support at the central service look at this tenant's diagnostics or data for a
+    /// limited time, see every look it took, and withdraw access.
+    ///
+    /// Exit codes: 0 done, 1 the hub is unreachable or refused, 3 configuration problem.
+    #[command(subcommand, name = "support-access")]
+    SupportAccess(support_access::SupportAccessCommand),
     /// Internal: load one plugin file in this (child) process and print its manifest.
     #[command(name = "plugin-probe", hide = true)]
     PluginProbe {
@@ -184,6 +191,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Status { config, json } => status::run(config.as_deref(), json).into(),
+        Command::SupportAccess(command) => support_access::run(command, probe_exe()).into(),
         Command::Sync { source, company, year, force, config, json } => {
             let request = crate::pipeline::SyncRequest { company, year, force };
             sync::run(sync::SyncArgs { config, source, request, json }, probe_exe()).into()

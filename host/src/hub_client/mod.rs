@@ -6,6 +6,7 @@
 //! never duplicates a snapshot. Transient failures (network, 5xx, 429) are
 //! retried with exponential backoff and jitter; 4xx answers are final.
 
+mod support_access;
 mod user_agent;
 
 pub use user_agent::user_agent;

@@ -222,6 +222,9 @@ pub struct CommandRow {
     pub finished_at: Option<String>,
     /// The agent's result.
     pub result: Option<serde_json::Value>,
+    /// Why `result` is left out: diagnostics are shown only with the customer's consent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_withheld: Option<String>,
     /// The agent's error.
     pub error: Option<String>,
 }
@@ -394,6 +397,7 @@ fn command_row(raw: RawCommand) -> StoreResult<CommandRow> {
         sent_at,
         finished_at,
         result: result.map(|r| serde_json::from_str(&r)).transpose().map_err(corrupt)?,
+        result_withheld: None,
         error,
     })
 }

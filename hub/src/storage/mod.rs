@@ -7,10 +7,12 @@
 //! visible is one method (one transaction), and blobs are addressed by key only.
 //! Both traits are synchronous; the server calls them on blocking threads.
 
+mod consent;
 mod control;
 mod files;
 mod sqlite;
 
+pub use consent::{ConsentStore, Scope, SupportAccess, SupportGrant};
 pub use control::{
     AgentRow, AuditEntry, CommandRow, CompanyRow, ControlStore, Role, SupportPrincipal, SupportTokenMatch,
     SupportTokenRow, SyncRow, Toggle,

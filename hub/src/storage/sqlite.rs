@@ -138,6 +138,7 @@ impl SqliteStore {
         }
         conn.execute_batch(INDEXES).map_err(db)?;
         conn.execute_batch(super::control::CONTROL_SCHEMA).map_err(db)?;
+        conn.execute_batch(super::consent::CONSENT_SCHEMA).map_err(db)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 

@@ -175,6 +175,9 @@ fn every_transport_carries_admin_commands_and_their_results() {
     let transports = ["websocket", "sse", "long-poll"];
     let agents: Vec<Agent> = transports.iter().map(|t| hello_agent(&hub, &key, t, NIGHTLY)).collect();
     let _services: Vec<Service> = agents.iter().map(|a| Service::start(a, "run")).collect();
+    // The customer lets support read diagnostics (the agent CLI asks the hub with the tenant's key).
+    let granted = agents[0].command(&["support-access", "grant", "--hours", "1"]).output().unwrap();
+    assert!(granted.status.success(), "{}", text(&granted));
     for (agent, transport) in agents.iter().zip(transports) {
         let id = agent_id(agent);
         wait_online(&hub, &token, "acme", &id, transport);
@@ -273,6 +276,117 @@ fn revoking_a_tenant_disconnects_its_agents_and_refuses_commands_for_them() {
 }
 
 #[test]
+fn support_reads_diagnostics_only_while_the_customer_grants_it_and_the_customer_sees_each_look() {
+    let OnlineAgent { hub, token, id, agent, service } = OnlineAgent::start("alice", "websocket");
+    let (ok, _, out) = admin(&hub, &token, &["diagnostics", "acme", &id, "--wait", "30"]);
+    assert!(!ok && out.contains("consent_required"), "{out}");
+    assert!(
+        out.contains("ledgerlink support-access grant --hours"),
+        "the refusal says what to ask for: {out}"
+    );
+    let (ok, listed, out) = admin(&hub, &token, &["support-access"]);
+    assert!(ok && listed["grants"] == json!([]), "{out}");
+
+    // The customer grants diagnostics for two hours on its server.
+    let granted = agent
+        .command(&["support-access", "grant", "--hours", "2", "--reason", "ticket 4711"])
+        .output()
+        .unwrap();
+    let said = text(&granted);
+    assert!(granted.status.success(), "{said}");
+    assert!(said.contains("Support may look at tenant acme's diagnostics until"), "{said}");
+    let (_, listed, _) = admin(&hub, &token, &["support-access"]);
+    assert_eq!(listed["grants"][0]["reason"], "ticket 4711", "{listed}");
+    let shown = Command::new(binary("ledgerlink-hub"))
+        .args(["admin", "agents", "show", "acme", &id, "--hub", &hub.url])
+        .env("LEDGERLINK_SUPPORT_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        text(&shown).contains("support access granted by the customer: diagnostics until"),
+        "{}",
+        text(&shown)
+    );
+
+    let (ok, row, out) = admin(&hub, &token, &["diagnostics", "acme", &id, "--wait", "30"]);
+    assert!(ok, "{out}");
+    assert!(row["result"]["recent_log"].is_array(), "{row}");
+    let command_id = row["command"]["id"].as_str().unwrap().to_owned();
+    // Agent listings never carry diagnostics: each read is one logged look.
+    let shown = hub_agent(&hub, &token, "acme", &id);
+    let listed_row =
+        shown["commands"].as_array().unwrap().iter().find(|c| c["command"]["id"] == command_id.as_str());
+    let listed_row = listed_row.unwrap_or_else(|| panic!("{shown}"));
+    assert!(listed_row["result"].is_null(), "{listed_row}");
+    assert!(listed_row["result_withheld"].as_str().unwrap().contains(&command_id), "{listed_row}");
+
+    // Diagnostics do not open the data; a grant of data does, for support's `admin data` too.
+    let (ok, _, out) = admin(&hub, &token, &["data", "acme", "/v1/companies"]);
+    assert!(!ok && out.contains("consent_required") && out.contains("its data"), "{out}");
+    let granted =
+        agent.command(&["support-access", "grant", "--hours", "1", "--scope", "data"]).output().unwrap();
+    assert!(granted.status.success(), "{}", text(&granted));
+    let (ok, companies, out) = admin(&hub, &token, &["data", "acme", "/v1/companies"]);
+    assert!(ok && companies["companies"].is_array(), "{out}");
+
+    let looks = agent.command(&["support-access", "list", "--json"]).output().unwrap();
+    let looks: Value = serde_json::from_slice(&looks.stdout).unwrap_or_else(|_| panic!("{}", text(&looks)));
+    let accesses = looks["accesses"].as_array().unwrap();
+    assert_eq!(accesses[0]["what"], "GET /v1/companies", "{looks}");
+    assert_eq!(accesses[0]["scope"], "data", "{looks}");
+    assert!(accesses.len() > 1, "{looks}");
+    assert!(
+        accesses[1..].iter().all(|a| a["actor"] == "alice"
+            && a["scope"] == "diagnostics"
+            && a["what"].as_str().unwrap().contains(&command_id)),
+        "{looks}"
+    );
+
+    // Withdrawn: the stored result is withheld again, and new diagnostics are refused.
+    let revoked = agent.command(&["support-access", "revoke", "--all"]).output().unwrap();
+    assert!(revoked.status.success() && text(&revoked).contains("is withdrawn"), "{}", text(&revoked));
+    let (ok, row, out) = admin(&hub, &token, &["command", "acme", &id, &command_id]);
+    assert!(ok, "{out}");
+    assert!(
+        row["result"].is_null() && row["result_withheld"].as_str().unwrap().contains("has not granted"),
+        "{row}"
+    );
+    let (ok, _, out) = admin(&hub, &token, &["diagnostics", "acme", &id]);
+    assert!(!ok && out.contains("consent_required"), "{out}");
+    let listing = agent.command(&["support-access", "list"]).output().unwrap();
+    let listing = text(&listing);
+    assert!(listing.contains("Support has no access to tenant acme's diagnostics or data now"), "{listing}");
+    assert!(listing.contains("withdrawn") && listing.contains("alice (diagnostics"), "{listing}");
+    drop(service);
+}
+
+#[test]
+fn support_access_on_the_agent_names_a_refused_key_an_unreachable_hub_and_a_missing_tenant() {
+    let mut hub = Hub::start();
+    hub.create_tenant("acme");
+    let wrong_key = format!("llk_{}", "7".repeat(64));
+    let agent = Agent::new(&[plugin_library("hello_erp")], &hub.url, &wrong_key, &[hello_source(NIGHTLY)]);
+    let refused = agent.command(&["support-access", "grant", "--hours", "1"]).output().unwrap();
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("refused tenant acme's API key") && said.contains("Resolution"), "{said}");
+    assert!(!said.contains(&wrong_key[4..]), "the key is not repeated: {said}");
+
+    let too_long = agent.command(&["support-access", "grant", "--hours", "169"]).output().unwrap();
+    assert_eq!(too_long.status.code(), Some(2), "{}", text(&too_long));
+    let unknown = agent.command(&["support-access", "list", "--tenant", "globex"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(3), "{}", text(&unknown));
+    assert!(text(&unknown).contains("no tenant `globex`; its tenants: acme"), "{}", text(&unknown));
+
+    hub.stop();
+    let down = agent.command(&["support-access", "list"]).output().unwrap();
+    let said = text(&down);
+    assert_eq!(down.status.code(), Some(1), "{said}");
+    assert!(said.contains("is unreachable or failing") && said.contains("run the command again"), "{said}");
+    assert!(!said.contains("spool"), "nothing here is spooled: {said}");
+}
+
+#[test]
 fn a_switch_queued_for_an_offline_agent_is_shown_as_queued_until_the_agent_applies_it() {
     let OnlineAgent { hub, token, id, mut service, agent } = OnlineAgent::start("quinn", "websocket");
     wait_for("the plugin in the agent's status", Duration::from_secs(10), || {
@@ -302,6 +416,7 @@ fn a_switch_queued_for_an_offline_agent_is_shown_as_queued_until_the_agent_appli
     );
     let dom = chromium(&format!("{}/console#token={token}", hub.url), "--dump-dom");
     assert!(dom.contains("switching off queued by quinn"), "the console says so too:\n{dom}");
+    assert!(dom.contains("no support access"), "the console shows that the customer granted nothing:\n{dom}");
 
     let _service = Service::start(&agent, "run");
     wait_for("the agent to apply it", Duration::from_secs(20), || {
