@@ -462,7 +462,12 @@ fn config_validate_checks_each_sources_plugin_and_its_settings_against_the_insta
     }
     let output = validate();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"), "a private file: no warning");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("other users"), "a private file: no warning about its mode: {stderr}");
+    assert!(
+        stderr.contains("holds 1 secret in clear (tenants[0].api_key)") && stderr.contains("config encrypt"),
+        "but one about the key in clear: {stderr}"
+    );
 }
 
 #[test]

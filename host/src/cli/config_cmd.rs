@@ -18,7 +18,9 @@ pub(super) fn validate(cli_path: Option<&Path>, probe_exe: &Path) -> Exit {
     });
     match checked {
         Ok(cfg) => {
-            if let Some(warning) = config::exposure_warning(&path) {
+            let warnings =
+                [config::exposure_warning(&cfg, &path), config::clear_secrets_warning(&cfg, &path)];
+            for warning in warnings.into_iter().flatten() {
                 eprintln!("warning: {warning}");
             }
             let tenants = cfg.tenants.len();
@@ -37,6 +39,44 @@ pub(super) fn validate(cli_path: Option<&Path>, probe_exe: &Path) -> Exit {
             if n > 1 {
                 eprintln!("{n} problems in the configuration.");
             }
+            Exit::Config
+        }
+    }
+}
+
+/// Encrypts the secrets written in clear in the configuration file; says which, and
+/// where the key is. Exit code 0 when done, 3 ([`Exit::Config`]) when it could not be.
+pub(super) fn encrypt(cli_path: Option<&Path>) -> Exit {
+    let path = config::resolve_path(cli_path);
+    match config::encrypt_file(&path) {
+        Ok(done) => {
+            if done.key_created {
+                eprintln!("Created the key file {} (key {}).", done.key_file.display(), done.key_id);
+            }
+            if done.sealed.is_empty() {
+                outln!(
+                    "Nothing to encrypt: no secret in {} is in clear (key {}, {}).",
+                    path.display(),
+                    done.key_id,
+                    done.key_file.display()
+                );
+            } else {
+                outln!(
+                    "Encrypted {} {} in {}: {}.\nKey {} in {}: keep it with the data directory (back them up \
+                     together); without it the configuration's secrets cannot be read, and the configuration \
+                     file alone reveals none of them.",
+                    done.sealed.len(),
+                    plural(done.sealed.len(), "secret", "secrets"),
+                    path.display(),
+                    done.sealed.join(", "),
+                    done.key_id,
+                    done.key_file.display()
+                );
+            }
+            Exit::Success
+        }
+        Err(error) => {
+            eprintln!("{error}");
             Exit::Config
         }
     }

@@ -159,6 +159,16 @@ pub enum ConfigCommand {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Encrypt every secret written in clear (API keys, passwords, a proxy's password) in the
+    /// configuration file, with a key kept in the data directory (created when missing).
+    ///
+    /// Comments and layout stay; a value encrypted already is left alone. Exit code 0 when done
+    /// (or nothing was left to encrypt), 3 when the file or the key cannot be used.
+    Encrypt {
+        /// The configuration file. Default: $LEDGERLINK_CONFIG, else the OS default path.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The executable used for probe children: this very program.
@@ -172,6 +182,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Validate { config }) => {
             config_cmd::validate(config.as_deref(), &probe_exe()).into()
         }
+        Command::Config(ConfigCommand::Encrypt { config }) => config_cmd::encrypt(config.as_deref()).into(),
         Command::PluginProbe { path } => plugins::run_probe_child(&path),
         Command::PluginWorker { path } => crate::worker::run_worker_child(&path),
         Command::Demo { dir } => demo::run(dir, probe_exe()).into(),
@@ -181,7 +192,11 @@ pub fn run(cli: Cli) -> ExitCode {
             let path = crate::config::resolve_path(config.as_deref());
             match sync::load_config(config.as_deref()) {
                 Ok(config) => {
-                    if let Some(warning) = crate::config::exposure_warning(&path) {
+                    let warnings = [
+                        crate::config::exposure_warning(&config, &path),
+                        crate::config::clear_secrets_warning(&config, &path),
+                    ];
+                    for warning in warnings.into_iter().flatten() {
                         tracing::warn!("{warning}");
                     }
                     let agent = crate::jobs::Agent::new(config, probe_exe());

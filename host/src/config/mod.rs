@@ -5,14 +5,18 @@
 //! to do. Unknown keys are errors everywhere except inside a source's `settings`,
 //! which belong to the plugin. `docs/configuration.md` documents every key.
 
+mod encrypt;
 mod locate;
 mod plugin_settings;
+mod sealed;
 pub use plugin_settings::Installed;
 mod redact;
 mod secret;
 mod validate;
 
+pub use encrypt::{encrypt_file, EncryptError, Encrypted};
 pub use redact::{is_secret_key, redact_json, REDACTED};
+pub use sealed::{SealError, SecretKey};
 pub use secret::Secret;
 
 use crate::schedule::{self, Schedule, ScheduleError};
@@ -47,6 +51,9 @@ pub struct Config {
     /// The outbound control channel to the hub; `None`: no remote control.
     #[serde(default)]
     pub control: Option<ControlConfig>,
+    /// Field paths of the secrets written in clear in the file (not encrypted at rest).
+    #[serde(skip)]
+    pub clear_secrets: Vec<String>,
 }
 
 /// `[control]`: the outbound control channel (one connection per tenant).
@@ -127,6 +134,16 @@ pub struct AgentConfig {
     /// The service account, reported in the User-Agent; `None`: the OS user the host runs as.
     #[serde(default)]
     pub service_user: Option<String>,
+    /// The key of the secrets encrypted in this file; `None`: `<data_dir>/secret.key`.
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl AgentConfig {
+    /// The key file of the encrypted secrets: `secret_key_file`, else `<data_dir>/secret.key`.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
 }
 
 /// `[hub]`: where snapshots go.
@@ -354,9 +371,13 @@ fn resolve_path_from(cli: Option<&Path>, env: Option<OsString>) -> PathBuf {
     }
 }
 
-/// A warning when the configuration file at `path`, which holds API keys and
-/// database passwords, can be read by any user or written by its group (Unix modes).
-pub fn exposure_warning(path: &Path) -> Option<String> {
+/// A warning when the configuration file at `path` holds API keys or database
+/// passwords in clear and can be read by any user or written by its group (Unix modes).
+/// Once its secrets are encrypted (`ledgerlink config encrypt`) the file may be readable.
+pub fn exposure_warning(config: &Config, path: &Path) -> Option<String> {
+    if config.clear_secrets.is_empty() {
+        return None;
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -377,6 +398,21 @@ pub fn exposure_warning(path: &Path) -> Option<String> {
     }
 }
 
+/// A warning when the configuration at `path` holds secrets in clear (`config.clear_secrets`).
+pub fn clear_secrets_warning(config: &Config, path: &Path) -> Option<String> {
+    let clear = &config.clear_secrets;
+    (!clear.is_empty()).then(|| {
+        format!(
+            "the configuration file {} holds {} secret{} in clear ({}). Resolution: `ledgerlink config \
+             encrypt --config {0}` encrypts them with a key kept in the data directory",
+            path.display(),
+            clear.len(),
+            if clear.len() == 1 { "" } else { "s" },
+            clear.join(", ")
+        )
+    })
+}
+
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
@@ -387,7 +423,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates configuration `text`; `path` only names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let invalid = |problems| ConfigError::Invalid { path: path.to_owned(), problems };
-    let config: Config = toml::from_str(text).map_err(|e| invalid(vec![parse_problem(text, &e)]))?;
+    let mut config: Config = toml::from_str(text).map_err(|e| invalid(vec![parse_problem(text, &e)]))?;
+    let sealed = encrypt::open_sealed(&mut config);
+    if !sealed.is_empty() {
+        return Err(invalid(placed(text, sealed)));
+    }
     let issues = validate::validate(&config);
     if issues.is_empty() {
         return Ok(config);
@@ -641,7 +681,7 @@ impl ScheduleConfig {
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        AgentConfig { data_dir: default_data_dir(), service_user: None }
+        AgentConfig { data_dir: default_data_dir(), service_user: None, secret_key_file: None }
     }
 }
 

@@ -442,3 +442,121 @@ fn an_api_key_that_is_not_a_string_is_not_quoted_in_the_error() {
     assert!(!format!("{p:?}").contains("98765432"), "{p:#?}");
     assert!(p.field.ends_with("api_key"), "{p:#?}");
 }
+
+/// A configuration in `dir` whose data directory (and so key file) is `dir/data`, with a
+/// tenant key, a proxy with a password and plugin settings, nested ones included.
+fn secrets_config(dir: &Path, api_key: &str, password: &str) -> String {
+    format!(
+        r#"# Ledgerlink at ACME
+[agent]
+data_dir = {data:?}
+
+[hub]
+url = "https://hub.example.com"
+proxy = "http://proxyuser:Proxy-Pass-7@proxy.acme.local:3128"  # the company proxy
+
+[[tenants]]
+id = "acme"
+api_key = "{api_key}"   # issued by the central service
+
+  [[tenants.sources]]
+  id = "visma"
+  plugin = "visma-business"
+  settings = {{ dsn = "VismaBusiness", user = "erp_reader", password = "{password}", options = {{ token = "Nested-Token-9" }} }}
+"#,
+        data = dir.join("data"),
+    )
+}
+
+#[test]
+fn secrets_in_clear_are_named_and_encrypt_file_seals_them_keeping_the_file_and_the_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledgerlink.toml");
+    std::fs::write(&path, secrets_config(dir.path(), "llk_Clear-Api-Key-1", "Reader-Secret-42")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let before = load(&path).unwrap();
+    assert_eq!(
+        before.clear_secrets,
+        [
+            "hub.proxy",
+            "tenants[0].api_key",
+            "tenants[0].sources[0].settings.options.token",
+            "tenants[0].sources[0].settings.password",
+        ]
+    );
+    let warning = clear_secrets_warning(&before, &path).unwrap();
+    assert!(
+        warning.contains("4 secrets in clear") && warning.contains("ledgerlink config encrypt"),
+        "{warning}"
+    );
+    assert!(!warning.contains("Reader-Secret-42"));
+
+    let done = encrypt_file(&path).unwrap();
+    assert!(done.key_created);
+    assert_eq!(done.sealed.len(), 4, "{:?}", done.sealed);
+    assert_eq!(done.key_file, dir.path().join("data").join("secret.key"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    for clear in ["llk_Clear-Api-Key-1", "Reader-Secret-42", "Proxy-Pass-7", "Nested-Token-9"] {
+        assert!(!text.contains(clear), "{clear} is still in the file:\n{text}");
+    }
+    for kept in
+        ["# Ledgerlink at ACME", "# issued by the central service", "# the company proxy", "erp_reader"]
+    {
+        assert!(text.contains(kept), "{kept} is gone:\n{text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640, "mode kept");
+    }
+
+    let after = load(&path).unwrap();
+    assert!(after.clear_secrets.is_empty(), "{:?}", after.clear_secrets);
+    assert_eq!(after.tenants[0].api_key.expose(), "llk_Clear-Api-Key-1");
+    assert_eq!(after.hub.proxy.as_deref(), Some("http://proxyuser:Proxy-Pass-7@proxy.acme.local:3128"));
+    let settings = after.tenants[0].sources[0].plugin_settings_json();
+    assert_eq!(settings["password"], "Reader-Secret-42");
+    assert_eq!(settings["options"]["token"], "Nested-Token-9");
+    assert_eq!(settings["user"], "erp_reader");
+
+    let again = encrypt_file(&path).unwrap();
+    assert!(again.sealed.is_empty() && !again.key_created);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "a second run changes nothing");
+}
+
+#[test]
+fn a_sealed_secret_without_its_key_or_with_another_is_a_placed_error_without_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledgerlink.toml");
+    std::fs::write(&path, secrets_config(dir.path(), "llk_Clear-Api-Key-1", "Reader-Secret-42")).unwrap();
+    encrypt_file(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let key_file = dir.path().join("data").join("secret.key");
+
+    std::fs::rename(&key_file, dir.path().join("moved.key")).unwrap();
+    let missing = load(&path).unwrap_err();
+    let shown = missing.to_string();
+    let problems = missing.problems();
+    assert_eq!(problems.len(), 4, "{shown}");
+    assert_eq!((problems[0].line, problems[0].field.as_str()), (Some(7), "hub.proxy"), "{shown}");
+    assert_eq!((problems[1].line, problems[1].field.as_str()), (Some(11), "tenants[0].api_key"), "{shown}");
+    assert!(problems[1].message.contains("secret.key does not exist"), "{shown}");
+    assert!(problems[1].resolution.contains("restore the key file"), "{shown}");
+    for leaked in ["Reader-Secret-42", "llk_Clear", "Proxy-Pass-7", "enc:v1:"] {
+        assert!(!shown.contains(leaked), "{leaked} in:\n{shown}");
+    }
+
+    SecretKey::read_or_create(&key_file).unwrap();
+    let other = load(&path).unwrap_err().to_string();
+    assert!(other.contains("another installation"), "{other}");
+
+    std::fs::rename(dir.path().join("moved.key"), &key_file).unwrap();
+    let damaged = text.replacen("enc:v1:", "enc:v1:00", 1);
+    std::fs::write(&path, damaged).unwrap();
+    let error = load(&path).unwrap_err().to_string();
+    assert!(error.contains("hub.proxy") && error.contains("another installation"), "{error}");
+}

@@ -572,8 +572,9 @@ fn a_voucher_whose_lines_come_back_later_is_refused_by_the_hub_and_never_counted
     assert_eq!(hub.snapshot_count(&key, "synthetic", "1", 2025), 1);
 }
 
-#[test]
-fn no_secret_reaches_output_spool_state_or_the_hub_log() {
+/// A hub with tenant `acme`, a Visma Business database in PostgreSQL, and an agent
+/// whose source `vb` reads it.
+fn visma_business_on_postgres() -> (Hub, String, Fixture, Agent) {
     let hub = Hub::start();
     let key = hub.create_tenant("acme");
     let fixture = Fixture::create(FixtureSpec::new(Erp::VismaBusiness, Backend::Postgres)).expect("fixture");
@@ -583,6 +584,12 @@ fn no_secret_reaches_output_spool_state_or_the_hub_log() {
         &key,
         &[odbc_source("vb", Erp::VismaBusiness, &fixture)],
     );
+    (hub, key, fixture, agent)
+}
+
+#[test]
+fn no_secret_reaches_output_spool_state_or_the_hub_log() {
+    let (hub, key, fixture, agent) = visma_business_on_postgres();
     let mut outputs = Vec::new();
     let first = agent.command(&["sync", "--source", "vb"]).env("LEDGERLINK_LOG", "trace").output().unwrap();
     assert_eq!(exit_code(&first), 0, "{}", text(&first));
@@ -625,6 +632,44 @@ fn no_secret_reaches_output_spool_state_or_the_hub_log() {
         }
     }
     assert!(files.len() > 3, "the check looked at the state, spool and hub files: {files:?}");
+}
+
+#[test]
+fn a_configuration_encrypted_at_rest_syncs_a_real_database_and_its_file_reveals_no_secret() {
+    let (hub, key, fixture, agent) = visma_business_on_postgres();
+    let validated = agent.command(&["config", "validate"]).output().unwrap();
+    assert_eq!(exit_code(&validated), 0, "{}", text(&validated));
+    let said = text(&validated);
+    assert!(
+        said.contains("secrets in clear (tenants[0].api_key") && said.contains("config encrypt"),
+        "{said}"
+    );
+    assert!(said.contains("other users can access it"), "the file is world-readable: {said}");
+
+    let encrypted = agent.command(&["config", "encrypt"]).output().unwrap();
+    let said = text(&encrypted);
+    assert_eq!(exit_code(&encrypted), 0, "{said}");
+    assert!(said.contains("tenants[0].api_key") && said.contains("settings.connection.password"), "{said}");
+    let file = std::fs::read_to_string(&agent.config).unwrap();
+    assert!(!file.contains(&key), "the key is still in clear:\n{file}");
+    assert!(!file.contains(&reader_password()), "the password is still in clear:\n{file}");
+    let validated = agent.command(&["config", "validate"]).output().unwrap();
+    assert_eq!(exit_code(&validated), 0, "{}", text(&validated));
+    assert!(!text(&validated).contains("warning"), "{}", text(&validated));
+
+    let synced = agent.sync("vb", &[]);
+    assert_eq!(exit_code(&synced), 0, "{}", text(&synced));
+    assert_hub_matches_sql(&hub, &key, "vb", &fixture);
+
+    // Without its key the file is useless, and the refusal says what to restore.
+    let key_file = agent.dir().join("data").join("secret.key");
+    std::fs::rename(&key_file, agent.dir().join("elsewhere.key")).unwrap();
+    let refused = agent.sync("vb", &["--force"]);
+    let said = text(&refused);
+    assert_eq!(exit_code(&refused), 3, "{said}");
+    assert!(said.contains("ledgerlink.toml:") && said.contains("secret.key does not exist"), "{said}");
+    assert!(said.contains("restore the key file"), "{said}");
+    assert!(!said.contains(&key) && !said.contains(&reader_password()), "{said}");
 }
 
 fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
