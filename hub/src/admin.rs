@@ -69,7 +69,8 @@ pub struct AgentDetail {
 /// Leaves out a diagnostics result: it is read one command at a time, with the
 /// customer's consent and logged ([`get_command`]).
 fn withhold_diagnostics(row: &mut CommandRow, why: impl FnOnce() -> String) {
-    if matches!(row.command.kind, CommandKind::Diagnostics) && row.result.take().is_some() {
+    if matches!(row.command.kind, CommandKind::Diagnostics) && row.result.take().is_some_and(|r| !r.is_null())
+    {
         row.result_withheld = Some(why());
     }
 }
@@ -240,15 +241,21 @@ pub async fn create_command(
     }
     blocking(move || {
         let (tenant, agent) = find_agent_to_change(&state, &tenant, &agent_id)?;
-        if matches!(request.kind, CommandKind::Diagnostics)
-            && !consent::granted(&state, &tenant, Scope::Diagnostics)?
-        {
-            return Err(consent::consent_required(&tenant.name, Scope::Diagnostics));
-        }
+        // Diagnostics are collected only while the customer grants it: the command
+        // expires with the grant, and a withdrawal expires it at once.
+        let grant_ends = match request.kind {
+            CommandKind::Diagnostics => Some(
+                consent::current_grant(&state, &tenant, Scope::Diagnostics)?
+                    .ok_or_else(|| consent::consent_required(&tenant.name, Scope::Diagnostics))?
+                    .expires_at,
+            ),
+            _ => None,
+        };
         let at = chrono::Utc::now();
         let issued_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let expires_at = (at + chrono::Duration::seconds(expires_secs as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let expires_at = grant_ends.map_or(expires_at.clone(), |ends| ends.min(expires_at));
         let command = Command {
             id: random_id::<12>("cmd-")?,
             kind: request.kind,
@@ -313,7 +320,9 @@ pub async fn get_command(
                     format!("agent `{agent_id}` has no command `{command_id}`"),
                 )
             })?;
-        if matches!(row.command.kind, CommandKind::Diagnostics) && row.result.is_some() {
+        if matches!(row.command.kind, CommandKind::Diagnostics)
+            && row.result.as_ref().is_some_and(|r| !r.is_null())
+        {
             let what = format!("diagnostics of agent {} ({command_id})", agent.agent_id);
             match consent::look(&state, &principal, &tenant, Scope::Diagnostics, what) {
                 Ok(_) => {}

@@ -49,32 +49,34 @@ pub struct TenantName(pub String);
 
 /// Middleware: authenticates `Authorization: Bearer <key>` and puts the [`Tenant`] into the request.
 pub async fn require_tenant(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let key = match bearer(request.headers()) {
-        Ok(key) => key.to_owned(),
+    let tenant = match authenticate_tenant(&state, request.headers()).await {
+        Ok(tenant) => tenant,
         Err(e) => return e.into_response(),
-    };
-    let meta = state.meta.clone();
-    let hash = hash_key(&key);
-    let found =
-        match tokio::task::spawn_blocking(move || meta.tenant_by_key_hash(&hash).map(|m| (m, hash))).await {
-            Ok(Ok(found)) => found,
-            Ok(Err(e)) => return ApiError::from(e).into_response(),
-            Err(e) => return ApiError::internal(e).into_response(),
-        };
-    let tenant = match found {
-        (Some(m), hash) if constant_time_eq(&m.key_hash, &hash) => {
-            if m.revoked {
-                return ApiError::unauthorized("the API key was revoked").into_response();
-            }
-            m.tenant
-        }
-        _ => return ApiError::unauthorized("the API key is not valid").into_response(),
     };
     let name = tenant.name.clone();
     request.extensions_mut().insert::<Tenant>(tenant);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(TenantName(name));
     response
+}
+
+/// The tenant whose API key the request carries.
+pub async fn authenticate_tenant(state: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError> {
+    let key = bearer(headers)?.to_owned();
+    let meta = state.meta.clone();
+    let hash = hash_key(&key);
+    let found = tokio::task::spawn_blocking(move || meta.tenant_by_key_hash(&hash).map(|m| (m, hash)))
+        .await
+        .map_err(ApiError::internal)??;
+    match found {
+        (Some(m), hash) if constant_time_eq(&m.key_hash, &hash) => {
+            if m.revoked {
+                return Err(ApiError::unauthorized("the API key was revoked"));
+            }
+            Ok(m.tenant)
+        }
+        _ => Err(ApiError::unauthorized("the API key is not valid")),
+    }
 }
 
 /// Middleware of the admin API: authenticates a support token (`Authorization: Bearer lls_…`)

@@ -6,7 +6,7 @@
 //! every look is logged where the customer can read it.
 
 use crate::admin::{blocking, now, random_id};
-use crate::auth::{authenticate_support, carries_support_token, TenantName};
+use crate::auth::{authenticate_support, authenticate_tenant, carries_support_token, TenantName};
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
 use crate::storage::{AuditEntry, Scope, SupportAccess, SupportGrant, SupportPrincipal, Tenant};
@@ -25,8 +25,11 @@ pub const TENANT_HEADER: &str = "ledgerlink-tenant";
 /// Longest grant, in hours (7 days): access is for a limited time.
 pub const MAX_GRANT_HOURS: u32 = 7 * 24;
 
-/// How many looks `GET /v1/support-access` lists.
+/// How many looks `GET /v1/support-access` lists unless `?limit=` says otherwise.
 const ACCESS_LOG_LIMIT: usize = 200;
+
+/// The most looks one `GET /v1/support-access` lists.
+const MAX_ACCESS_LOG_LIMIT: usize = 100_000;
 
 /// The body of `POST /v1/support-access`.
 #[derive(Debug, Deserialize)]
@@ -125,12 +128,24 @@ pub async fn grant(
 pub async fn list(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let limit = match query.get("limit") {
+        None => ACCESS_LOG_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_ACCESS_LOG_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", format!("limit must be 1 to {MAX_ACCESS_LOG_LIMIT}"))
+            })?,
+    };
     blocking(move || {
         let at = now();
         let grants = state.consent.grants(Some(&tenant), &at)?;
-        let accesses = state.consent.access_log(&tenant, ACCESS_LOG_LIMIT)?;
-        Ok(Json(json!({ "grants": grants, "accesses": accesses, "now": at })))
+        let accesses = state.consent.access_log(&tenant, limit)?;
+        let total = state.consent.access_count(&tenant)?;
+        Ok(Json(json!({ "grants": grants, "accesses": accesses, "accesses_total": total, "now": at })))
     })
     .await
 }
@@ -151,6 +166,12 @@ pub async fn revoke(
             )
         })?;
         if was_active {
+            if active_grant(&state, &tenant, Scope::Diagnostics, &at)?.is_none() {
+                let expired = state.consent.expire_pending_diagnostics(&tenant, &at)?;
+                if expired > 0 {
+                    tracing::info!(tenant = %tenant.name, expired, "Diagnostics not yet collected will not be.");
+                }
+            }
             audit(&state, &tenant, "support_access.revoke", &grant)?;
             tracing::info!(tenant = %tenant.name, grant = %grant.grant_id, "The customer withdrew support access.");
         }
@@ -226,9 +247,9 @@ pub fn look(
     Ok(grant)
 }
 
-/// True while `tenant` grants `scope`. Blocking.
-pub fn granted(state: &AppState, tenant: &Tenant, scope: Scope) -> ApiResult<bool> {
-    Ok(active_grant(state, tenant, scope, &now())?.is_some())
+/// The grant of `scope` the tenant gives now, if any. Blocking.
+pub fn current_grant(state: &AppState, tenant: &Tenant, scope: Scope) -> ApiResult<Option<SupportGrant>> {
+    active_grant(state, tenant, scope, &now())
 }
 
 /// The tenant's grant of `scope` at `at`. A tenant whose key is revoked grants
@@ -253,46 +274,68 @@ pub async fn require_tenant_or_consented_support(
     mut request: Request,
     next: Next,
 ) -> Response {
-    if !carries_support_token(&request) {
-        return crate::auth::require_tenant(State(state), request, next).await;
-    }
-    let principal = match authenticate_support(&state, request.headers()).await {
-        Ok(principal) => principal,
-        Err(e) => return e.into_response(),
-    };
-    let Some(tenant_name) =
-        request.headers().get(TENANT_HEADER).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned())
-    else {
-        return ApiError::unauthorized(
-            "a support token reads a tenant's data only with the header `Ledgerlink-Tenant: NAME`, and only \
-             while that tenant grants support access to its data (`ledgerlink-hub admin support-access`)",
-        )
-        .into_response();
-    };
-    let what = format!(
-        "{} {}",
-        request.method(),
-        request.uri().path_and_query().map(|p| p.as_str()).unwrap_or(request.uri().path())
-    );
-    let looked = blocking({
-        let state = state.clone();
-        move || {
-            let tenant = state.control_store.tenant_by_name(&tenant_name)?.ok_or_else(|| {
-                ApiError::not_found("tenant_not_found", format!("there is no tenant `{tenant_name}`"))
-            })?;
-            look(&state, &principal, &tenant, Scope::Data, what)?;
-            Ok((tenant, principal))
+    let named =
+        request.headers().get(TENANT_HEADER).map(|v| v.to_str().unwrap_or_default().trim().to_owned());
+    let (tenant, principal) = if carries_support_token(&request) {
+        let uri = request.uri();
+        let what =
+            format!("{} {}", request.method(), uri.path_and_query().map_or(uri.path(), |p| p.as_str()));
+        match consented_support(&state, request.headers(), named, what).await {
+            Ok(found) => found,
+            Err(e) => return e.into_response(),
         }
-    })
-    .await;
-    let (tenant, principal) = match looked {
-        Ok(found) => found,
-        Err(e) => return e.into_response(),
+    } else {
+        match authenticate_tenant(&state, request.headers()).await {
+            Ok(tenant) if named.as_ref().is_some_and(|n| *n != tenant.name) => {
+                return ApiError::bad_request(
+                    "tenant_header_mismatch",
+                    format!(
+                        "this API key is tenant `{}`'s, but `Ledgerlink-Tenant` names another tenant; a tenant \
+                         key reads only its own data. Resolution: leave the header out (it is for support tokens)",
+                        tenant.name
+                    ),
+                )
+                .into_response()
+            }
+            Ok(tenant) => (tenant, None),
+            Err(e) => return e.into_response(),
+        }
     };
-    let name = format!("support:{} for {}", principal.name, tenant.name);
+    let name = match &principal {
+        Some(p) => format!("support:{} for {}", p.name, tenant.name),
+        None => tenant.name.clone(),
+    };
     request.extensions_mut().insert::<Tenant>(tenant);
-    request.extensions_mut().insert::<SupportPrincipal>(principal);
+    if let Some(principal) = principal {
+        request.extensions_mut().insert::<SupportPrincipal>(principal);
+    }
     let mut response = next.run(request).await;
     response.extensions_mut().insert(TenantName(name));
     response
+}
+
+/// The tenant a support token reads under its grant of data, the read logged as a look.
+async fn consented_support(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    named: Option<String>,
+    what: String,
+) -> ApiResult<(Tenant, Option<SupportPrincipal>)> {
+    let principal = authenticate_support(state, headers).await?;
+    let tenant_name = named.filter(|n| !n.is_empty()).ok_or_else(|| {
+        ApiError::bad_request(
+            "tenant_header_required",
+            "a support token reads a tenant's data only with the header `Ledgerlink-Tenant: NAME`, and only \
+             while that tenant grants support access to its data (`ledgerlink-hub admin support-access`)",
+        )
+    })?;
+    let state = state.clone();
+    blocking(move || {
+        let tenant = state.control_store.tenant_by_name(&tenant_name)?.ok_or_else(|| {
+            ApiError::not_found("tenant_not_found", format!("there is no tenant `{tenant_name}`"))
+        })?;
+        look(&state, &principal, &tenant, Scope::Data, what)?;
+        Ok((tenant, Some(principal)))
+    })
+    .await
 }

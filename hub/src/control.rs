@@ -11,7 +11,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
-use crate::storage::Tenant;
+use crate::storage::{Scope, Tenant};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -20,7 +20,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::{SinkExt, StreamExt};
-use ledgerlink_protocol::control::{AgentMessage, HubMessage, Transport};
+use ledgerlink_protocol::control::{Ack, AgentMessage, CommandKind, HubMessage, Transport};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -215,7 +215,8 @@ pub fn handle_agent_message(
             let value = serde_json::to_value(&status).map_err(ApiError::internal)?;
             state.control_store.agent_status(tenant, agent_id, &value, &at)?;
         }
-        AgentMessage::Ack { ack } => {
+        AgentMessage::Ack { mut ack } => {
+            discard_diagnostics_without_consent(state, tenant, agent_id, &mut ack)?;
             if !state.control_store.finish_command(tenant, agent_id, &ack, &at)? {
                 tracing::debug!(agent = %agent_id, command = %ack.command_id, "Acknowledgement of an unknown or finished command ignored.");
             }
@@ -229,6 +230,33 @@ pub fn handle_agent_message(
         }
         AgentMessage::Pong => {}
     }
+    Ok(())
+}
+
+/// Drops the result of a diagnostics command that arrives when the customer no
+/// longer grants diagnostics: it is not kept on the hub at all (decision 0027).
+fn discard_diagnostics_without_consent(
+    state: &AppState,
+    tenant: &Tenant,
+    agent_id: &str,
+    ack: &mut Ack,
+) -> ApiResult<()> {
+    if ack.result.is_null() {
+        return Ok(());
+    }
+    let Some(row) = state.control_store.command(tenant, agent_id, &ack.command_id)? else { return Ok(()) };
+    if !matches!(row.command.kind, CommandKind::Diagnostics)
+        || crate::consent::current_grant(state, tenant, Scope::Diagnostics)?.is_some()
+    {
+        return Ok(());
+    }
+    ack.result = serde_json::Value::Null;
+    ack.ok = false;
+    ack.error = Some(
+        "the result was discarded: the customer's grant of diagnostics ended before it arrived".to_owned(),
+    );
+    tracing::info!(tenant = %tenant.name, agent = %agent_id, command = %ack.command_id,
+        "Diagnostics that arrived without the customer's grant were discarded.");
     Ok(())
 }
 

@@ -59,7 +59,18 @@ fn support_reads_tenant_data_only_under_an_active_grant_and_every_read_is_logged
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
 
     // No header, no grant, another tenant's grant: no data.
-    support_get(&hub, &alice, None, TRIAL_BALANCE).assert_error(401, "unauthorized", "Ledgerlink-Tenant");
+    support_get(&hub, &alice, None, TRIAL_BALANCE).assert_error(
+        400,
+        "tenant_header_required",
+        "Ledgerlink-Tenant",
+    );
+    // A tenant key reads its own data only, and says so when asked for another's.
+    support_get(&hub, &globex_key, Some("acme"), TRIAL_BALANCE).assert_error(
+        400,
+        "tenant_header_mismatch",
+        "globex",
+    );
+    assert_eq!(support_get(&hub, &acme_key, Some("acme"), TRIAL_BALANCE).json(), own.json());
     let refused = support_get(&hub, &alice, Some("acme"), TRIAL_BALANCE);
     let body = refused.assert_error(403, "consent_required", "ledgerlink support-access grant");
     assert_eq!(body["error"]["details"]["scope"], "data");
@@ -74,9 +85,6 @@ fn support_reads_tenant_data_only_under_an_active_grant_and_every_read_is_logged
     support_get(&hub, &alice, Some("nobody"), TRIAL_BALANCE).assert_error(404, "tenant_not_found", "nobody");
     let forged = format!("lls_{}", "0".repeat(64));
     support_get(&hub, &forged, Some("acme"), TRIAL_BALANCE).assert_error(401, "unauthorized", "not valid");
-    // A support token never uploads, grant or no grant.
-    let upload = hub.client(&alice).post("/v1/snapshots", &json!({}));
-    assert_eq!(upload.status, StatusCode::UNAUTHORIZED, "{}", upload.text);
 
     // With a grant of data, support reads what the customer reads; a viewer too.
     let granted =
@@ -89,6 +97,29 @@ fn support_reads_tenant_data_only_under_an_active_grant_and_every_read_is_logged
     assert_eq!(read.json(), own.json(), "support sees the customer's trial balance");
     let companies = support_get(&hub, &victor, Some("acme"), "/v1/companies");
     assert_eq!(companies.json(), acme.get("/v1/companies").json());
+
+    // A grant of data opens reads only: no upload, control channel or agent list, header or not.
+    let http = reqwest::blocking::Client::new();
+    for (method, path) in [
+        ("POST", "/v1/snapshots"),
+        ("PUT", "/v1/snapshots/0123/parts/0"),
+        ("GET", "/v1/control/poll?agent_id=a&wait_secs=1"),
+        ("GET", "/v1/agents"),
+        ("GET", "/v1/support-access"),
+        ("POST", "/v1/support-access"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let status = http
+            .request(method.clone(), format!("{}{path}", hub.url))
+            .bearer_auth(&alice)
+            .header("Ledgerlink-Tenant", "acme")
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
 
     // The customer sees each look: who, under which grant, what.
     let listing = acme.get("/v1/support-access").json();
@@ -107,6 +138,10 @@ fn support_reads_tenant_data_only_under_an_active_grant_and_every_read_is_logged
     );
     assert!(listing["accesses"].as_array().unwrap().iter().all(|a| a["grant_id"] == granted["grant_id"]));
     assert_eq!(listing["grants"].as_array().unwrap().len(), 2);
+    assert_eq!(listing["accesses_total"], 2);
+    let latest = acme.get("/v1/support-access?limit=1").json();
+    assert_eq!((latest["accesses"].as_array().unwrap().len(), &latest["accesses_total"]), (1, &json!(2)));
+    acme.get("/v1/support-access?limit=0").assert_error(400, "invalid_limit", "1 to");
     assert!(globex.get("/v1/support-access").json()["accesses"].as_array().unwrap().is_empty());
 
     // Support sees who grants what.
@@ -178,4 +213,80 @@ fn a_grant_is_for_a_limited_time_and_names_what_it_opens() {
     let created = chrono::DateTime::parse_from_rfc3339(granted["created_at"].as_str().unwrap()).unwrap();
     let expires = chrono::DateTime::parse_from_rfc3339(granted["expires_at"].as_str().unwrap()).unwrap();
     assert_eq!(expires - created, chrono::Duration::hours(168));
+}
+
+/// POST `body` to the admin API path with a support token.
+fn support_post(hub: &Hub, token: &str, path: &str, body: &Value) -> Reply {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}{path}", hub.url))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .unwrap();
+    let status = response.status();
+    Reply { status, content_type: "application/json".into(), text: response.text().unwrap() }
+}
+
+#[test]
+fn diagnostics_are_collected_and_kept_only_while_the_customer_grants_them() {
+    let data = DataDir::new();
+    let key = create_tenant(&data.path, "acme");
+    let alice = support_token(&data.path, "alice", "support");
+    let hub = Hub::start(&data.path, &[]);
+    let acme = hub.client(&key);
+    // An agent over long-poll, driven by hand: it registers with its first poll.
+    let poll = || acme.get("/v1/control/poll?agent_id=agent-1&wait_secs=1").json();
+    poll();
+    let commands = "/v1/admin/agents/acme/agent-1/commands";
+    let diagnostics = json!({ "type": "diagnostics" });
+    support_post(&hub, &alice, commands, &diagnostics).assert_error(403, "consent_required", "diagnostics");
+
+    // A command waits at most as long as the grant lasts.
+    let granted = grant(&acme, json!({ "hours": 1 }));
+    let queued = support_post(&hub, &alice, commands, &diagnostics);
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.text);
+    let queued = queued.json();
+    assert_eq!(queued["expires_at"], granted["expires_at"], "not the default day");
+    let id = queued["command"]["id"].as_str().unwrap().to_owned();
+    assert!(poll().as_array().unwrap().iter().any(|m| m["command"]["id"] == id.as_str()), "delivered");
+
+    // Withdrawn before the agent answered: the command ends, and an answer is not kept.
+    let grant_id = granted["grant_id"].as_str().unwrap();
+    let revoked =
+        acme.http.delete(format!("{}/v1/support-access/{grant_id}", hub.url)).bearer_auth(&key).send();
+    assert_eq!(revoked.unwrap().status(), StatusCode::OK);
+    let row = support_get(&hub, &alice, None, &format!("{commands}/{id}")).json();
+    assert_eq!(row["state"], "expired", "{row}");
+    let answer = |command: &str, line: &str| {
+        let ack = json!([{ "type": "ack", "ack": { "command_id": command, "ok": true,
+            "result": { "recent_log": [line] } } }]);
+        let reply = acme.post("/v1/control/messages?agent_id=agent-1", &ack);
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    };
+    answer(&id, "collected after the grant ended");
+    grant(&acme, json!({ "hours": 1 }));
+    let row = support_get(&hub, &alice, None, &format!("{commands}/{id}")).json();
+    assert!(row["result"].is_null(), "{row}");
+    assert!(row["error"].as_str().unwrap().contains("discarded"), "{row}");
+
+    // Under a grant the answer is kept and read, as one look.
+    let second = support_post(&hub, &alice, commands, &diagnostics).json();
+    let second_id = second["command"]["id"].as_str().unwrap().to_owned();
+    answer(&second_id, "connected to db01.acme.local as erp_reader");
+    let row = support_get(&hub, &alice, None, &format!("{commands}/{second_id}")).json();
+    assert_eq!(row["result"]["recent_log"][0], "connected to db01.acme.local as erp_reader", "{row}");
+    let looks = acme.get("/v1/support-access").json();
+    assert_eq!(looks["accesses_total"], 1, "only the read that showed something is a look: {looks}");
+
+    drop(hub);
+    // Nothing of the discarded answer is on the hub's disk; the kept one is, once.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&data.path).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("hub.sqlite3") {
+            stored.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    let count = |needle: &[u8]| stored.windows(needle.len()).filter(|w| *w == needle).count();
+    assert_eq!(count(b"collected after the grant ended"), 0, "the discarded answer is not stored");
+    assert!(count(b"connected to db01.acme.local") >= 1, "the kept answer is stored");
 }

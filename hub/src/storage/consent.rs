@@ -111,8 +111,8 @@ pub trait ConsentStore: Send + Sync + 'static {
     fn create_grant(&self, tenant: &Tenant, grant: &SupportGrant) -> StoreResult<()>;
     /// The grants of one tenant, or of all, newest first; `active` as of `now`.
     fn grants(&self, tenant: Option<&Tenant>, now: &str) -> StoreResult<Vec<SupportGrant>>;
-    /// Withdraws a grant; `None` when the tenant has no grant of that id. Withdrawing
-    /// one already withdrawn keeps the first withdrawal.
+    /// Withdraws a grant; `None` when the tenant has no grant of that id. A grant
+    /// withdrawn already keeps its first withdrawal, and one expired stays expired.
     fn revoke_grant(
         &self,
         tenant: &Tenant,
@@ -125,6 +125,10 @@ pub trait ConsentStore: Send + Sync + 'static {
     fn active_grant(&self, tenant: &Tenant, scope: Scope, now: &str) -> StoreResult<Option<SupportGrant>>;
     /// Logs one look.
     fn log_access(&self, tenant: &Tenant, access: &SupportAccess) -> StoreResult<()>;
+    /// How many looks the tenant's log holds.
+    fn access_count(&self, tenant: &Tenant) -> StoreResult<u64>;
+    /// Expires the tenant's diagnostics commands not yet answered; how many.
+    fn expire_pending_diagnostics(&self, tenant: &Tenant, now: &str) -> StoreResult<usize>;
     /// The tenant's latest looks, newest first.
     fn access_log(&self, tenant: &Tenant, limit: usize) -> StoreResult<Vec<SupportAccess>>;
 }
@@ -212,7 +216,7 @@ impl ConsentStore for SqliteStore {
         self.conn()
             .execute(
                 "UPDATE support_grants SET revoked_at = ?3, revoked_by = ?4 \
-                 WHERE tenant_id = ?1 AND grant_id = ?2 AND revoked_at IS NULL",
+                 WHERE tenant_id = ?1 AND grant_id = ?2 AND revoked_at IS NULL AND expires_at > ?3",
                 params![tenant.id, grant_id, now, by],
             )
             .map_err(db)?;
@@ -243,6 +247,26 @@ impl ConsentStore for SqliteStore {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    fn access_count(&self, tenant: &Tenant) -> StoreResult<u64> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM support_access_log WHERE tenant_id = ?1", [tenant.id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(db)
+    }
+
+    fn expire_pending_diagnostics(&self, tenant: &Tenant, now: &str) -> StoreResult<usize> {
+        self.conn()
+            .execute(
+                "UPDATE control_commands SET state = 'expired', finished_at = ?2 \
+                 WHERE tenant_id = ?1 AND state IN ('queued', 'sent') \
+                 AND json_extract(command, '$.type') = 'diagnostics'",
+                params![tenant.id, now],
+            )
+            .map_err(db)
     }
 
     fn access_log(&self, tenant: &Tenant, limit: usize) -> StoreResult<Vec<SupportAccess>> {
@@ -355,6 +379,11 @@ mod tests {
         assert_eq!(store.active_grant(&acme, Scope::Data, now).unwrap().unwrap().grant_id, "short");
         store.revoke_grant(&acme, "short", "tenant acme (its API key)", now).unwrap();
         assert_eq!(store.active_grant(&acme, Scope::Data, now).unwrap(), None);
+
+        let expired = grant("expired", &both, "2026-12-07T08:00:00.000Z", "2026-12-07T09:00:00.000Z");
+        store.create_grant(&acme, &expired).unwrap();
+        let after = store.revoke_grant(&acme, "expired", "tenant acme (its API key)", now).unwrap().unwrap();
+        assert_eq!((after.revoked_at, after.active), (None, false), "an expired grant is not withdrawn too");
     }
 
     #[test]
@@ -375,5 +404,6 @@ mod tests {
         assert_eq!(log.iter().map(|a| a.what.as_str()).collect::<Vec<_>>(), ["second", "first"]);
         assert!(store.access_log(&globex, 10).unwrap().is_empty());
         assert_eq!(store.access_log(&acme, 1).unwrap().len(), 1);
+        assert_eq!((store.access_count(&acme).unwrap(), store.access_count(&globex).unwrap()), (2, 0));
     }
 }
