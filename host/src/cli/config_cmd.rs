@@ -53,6 +53,9 @@ pub(super) fn encrypt(cli_path: Option<&Path>) -> Exit {
             if done.key_created {
                 eprintln!("Created the key file {} (key {}).", done.key_file.display(), done.key_id);
             }
+            for warning in &done.warnings {
+                eprintln!("warning: {warning}");
+            }
             if done.sealed.is_empty() {
                 outln!(
                     "Nothing to encrypt: no secret in {} is in clear (key {}, {}).",

@@ -15,7 +15,7 @@ mod secret;
 mod validate;
 
 pub use encrypt::{encrypt_file, EncryptError, Encrypted};
-pub use redact::{is_secret_key, redact_json, REDACTED};
+pub use redact::{holds_password_attribute, is_secret_key, redact_json, REDACTED};
 pub use sealed::{SealError, SecretKey};
 pub use secret::Secret;
 
@@ -371,30 +371,38 @@ fn resolve_path_from(cli: Option<&Path>, env: Option<OsString>) -> PathBuf {
     }
 }
 
-/// A warning when the configuration file at `path` holds API keys or database
-/// passwords in clear and can be read by any user or written by its group (Unix modes).
-/// Once its secrets are encrypted (`ledgerlink config encrypt`) the file may be readable.
+/// A warning when the configuration file at `path` can be changed by other accounts
+/// (they could point `hub.url` elsewhere and receive the API key), or, while it holds
+/// secrets in clear, read by any account (Unix modes). The key file of encrypted
+/// secrets gets the same check.
 pub fn exposure_warning(config: &Config, path: &Path) -> Option<String> {
-    if config.clear_secrets.is_empty() {
-        return None;
-    }
+    let key_file = sealed::exposure_warning(&config.agent.secret_key_path());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
         // Group read (0640, root:ledgerlink) is the usual way to let the service read it.
-        (mode & 0o027 != 0).then(|| {
+        let (mask, what) = if config.clear_secrets.is_empty() {
+            (0o022, "other accounts can change it (and send the API key elsewhere)")
+        } else {
+            (0o027, "holds API keys and passwords in clear and other users can access it")
+        };
+        let file = (mode & mask != 0).then(|| {
             format!(
-                "the configuration file {} holds API keys and passwords and other users can access it \
-                 (mode {mode:04o}). Resolution: chmod 600 {0}, owned by the service account",
+                "the configuration file {} {what} (mode {mode:04o}). Resolution: chmod 600 {0}, owned by the \
+                 service account",
                 path.display()
             )
-        })
+        });
+        match (file, key_file) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        }
     }
     #[cfg(not(unix))]
     {
         let _ = path;
-        None
+        key_file
     }
 }
 

@@ -37,6 +37,11 @@ pub fn is_secret_key(key: &str) -> bool {
     SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
 }
 
+/// Whether `text` carries a `PWD=…` or `Password=…` attribute (an ODBC connection string with a password).
+pub fn holds_password_attribute(text: &str) -> bool {
+    redact_connection_string(text) != text
+}
+
 /// Hides the values of `PWD=…;` and `Password=…;` attributes (an ODBC connection string).
 fn redact_connection_string(text: &str) -> String {
     let lower = text.to_ascii_lowercase();

@@ -46,6 +46,14 @@ pub enum SealError {
         /// The key file.
         path: PathBuf,
     },
+    /// This account may not read the key file.
+    #[error("the key file {} cannot be read by this account: {detail}", path.display())]
+    KeyUnreadable {
+        /// The key file.
+        path: PathBuf,
+        /// The I/O error.
+        detail: String,
+    },
     /// The key file cannot be read, or is not a key.
     #[error("the key file {}: {detail}", path.display())]
     KeyUnusable {
@@ -81,6 +89,9 @@ impl SecretKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(SealError::KeyMissing { path: path.to_owned() })
             }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(SealError::KeyUnreadable { path: path.to_owned(), detail: e.to_string() })
+            }
             Err(e) => return Err(SealError::KeyUnusable { path: path.to_owned(), detail: e.to_string() }),
         };
         let unusable = |detail: &str| SealError::KeyUnusable { path: path.to_owned(), detail: detail.into() };
@@ -96,7 +107,9 @@ impl SecretKey {
         Ok(SecretKey { bytes, path: path.to_owned() })
     }
 
-    /// The key at `path`, created (0600, its directory 0700) when there is none.
+    /// The key at `path`, created when there is none: mode 0600, owned as its
+    /// directory (created 0700 when missing), written whole before it appears, so
+    /// two runs at once or a crash never leave a partial key.
     pub fn read_or_create(path: &Path) -> Result<(SecretKey, bool), SealError> {
         match SecretKey::read(path) {
             Err(SealError::KeyMissing { .. }) => {}
@@ -112,11 +125,20 @@ impl SecretKey {
             "# Ledgerlink key for the secrets in the configuration file. Keep it with this\n\
              # installation's data directory and readable by the service account only.\n{hex}\n"
         );
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::state::create_private_dir_all(dir).map_err(unusable)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        crate::state::create_private_dir_all(dir).map_err(unusable)?;
+        let tmp = dir.join(format!(".secret.key.{}", std::process::id()));
+        let placed =
+            write_private_new(&tmp, dir, text.as_bytes()).and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match placed {
+            Ok(()) => Ok((SecretKey { bytes, path: path.to_owned() }, true)),
+            // Another run made the key first: use that one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                SecretKey::read(path).map(|key| (key, false))
+            }
+            Err(e) => Err(unusable(e)),
         }
-        write_private_new(path, text.as_bytes()).map_err(unusable)?;
-        Ok((SecretKey { bytes, path: path.to_owned() }, true))
     }
 
     /// A short id of the key (8 hex digits of its SHA-256), written into every value it seals.
@@ -165,25 +187,77 @@ impl SecretKey {
     }
 }
 
-/// Writes a new file readable by its owner only; fails when it exists.
-fn write_private_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a new file readable by its owner only, given the owner of `dir` when
+/// this account may (root creating a key in the service account's directory);
+/// fails when it exists.
+fn write_private_new(path: &Path, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(dir)?;
+        // Best effort: `ownership_warning` tells when the key did not get the directory's owner.
+        let _ = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()));
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
     file.write_all(bytes)?;
     file.sync_all()?;
-    if let Some(dir) = path.parent() {
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// A warning when the key file at `path` is not owned like its directory (the
+/// service account's data directory), so the service may not be able to read it.
+pub fn ownership_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let key = std::fs::metadata(path).ok()?;
+        let dir = std::fs::metadata(path.parent()?).ok()?;
+        (key.uid() != dir.uid()).then(|| {
+            format!(
+                "the key file {} belongs to uid {}, its directory to uid {}: the service must be able to read \
+                 it. Resolution: chown it to the account the service runs as",
+                path.display(),
+                key.uid(),
+                dir.uid()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// A warning when the key file at `path` exists and other accounts may read or change it.
+pub fn exposure_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the key file {} opens the configuration's secrets and other accounts can access it (mode \
+                 {mode:04o}). Resolution: chmod 600 {0}, owned by the service account",
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 #[cfg(test)]

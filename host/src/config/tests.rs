@@ -560,3 +560,160 @@ fn a_sealed_secret_without_its_key_or_with_another_is_a_placed_error_without_val
     let error = load(&path).unwrap_err().to_string();
     assert!(error.contains("hub.proxy") && error.contains("another installation"), "{error}");
 }
+
+/// A configuration with secrets in every shape settings can take.
+fn shaped_secrets_config(dir: &Path) -> String {
+    format!(
+        r#"[agent]
+data_dir = {data:?}
+
+[hub]
+url = "https://hub.example.com"
+
+[[tenants]]
+id = "acme"
+api_key = "llk_Shape-Key-0"
+
+  [[tenants.sources]]
+  id = "rest"
+  plugin = "unimicro"
+  [tenants.sources.settings]
+  connection_string = "Driver=X;Server=s;UID=u;PWD=Conn-Pass-5;"
+  tokens = ["List-Token-1", "List-Token-2"]
+  api_keys = {{ primary = "Sub-Key-3", note = "Sub-Note-4" }}
+  clients = [{{ id = "c1", client_secret = "Inline-Secret-6" }}]
+  region = "eu"
+
+  [[tenants.sources.settings.endpoints]]
+  url = "https://api.example.com"
+  token = "Table-Token-7"
+"#,
+        data = dir.join("data"),
+    )
+}
+
+const SHAPED_CLEAR: [&str; 8] = [
+    "llk_Shape-Key-0",
+    "Conn-Pass-5",
+    "List-Token-1",
+    "List-Token-2",
+    "Sub-Key-3",
+    "Sub-Note-4",
+    "Inline-Secret-6",
+    "Table-Token-7",
+];
+
+#[test]
+fn encrypt_file_seals_secrets_in_arrays_subtrees_tables_and_connection_strings_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledgerlink.toml");
+    std::fs::write(&path, shaped_secrets_config(dir.path())).unwrap();
+    let before = load(&path).unwrap();
+    assert_eq!(before.clear_secrets.len(), SHAPED_CLEAR.len(), "{:?}", before.clear_secrets);
+
+    let done = encrypt_file(&path).unwrap();
+    assert_eq!(done.sealed.len(), SHAPED_CLEAR.len(), "{:?}", done.sealed);
+    let text = std::fs::read_to_string(&path).unwrap();
+    for clear in SHAPED_CLEAR {
+        assert!(!text.contains(clear), "{clear} is still in the file:\n{text}");
+    }
+    for kept in ["region = \"eu\"", "id = \"c1\"", "https://api.example.com"] {
+        assert!(text.contains(kept), "{kept} was sealed or lost:\n{text}");
+    }
+    let after = load(&path).unwrap();
+    assert!(after.clear_secrets.is_empty(), "{:?}", after.clear_secrets);
+    assert_eq!(
+        after.tenants[0].sources[0].plugin_settings_json(),
+        before.tenants[0].sources[0].plugin_settings_json()
+    );
+}
+
+#[test]
+fn a_sealed_value_in_a_setting_output_would_show_is_refused_and_a_damaged_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledgerlink.toml");
+    std::fs::write(&path, shaped_secrets_config(dir.path())).unwrap();
+    encrypt_file(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let sealed_token = text.lines().find(|l| l.trim_start().starts_with("token = ")).unwrap();
+    let sealed = sealed_token.split('"').nth(1).unwrap().to_owned();
+
+    // Moved into `region`: decrypting it would put a token where output shows it.
+    std::fs::write(&path, text.replace("region = \"eu\"", &format!("region = \"{sealed}\""))).unwrap();
+    let moved = load(&path).unwrap_err();
+    assert_eq!(moved.problems().len(), 1, "{moved}");
+    assert_eq!(moved.problems()[0].field, "tenants[0].sources[0].settings.region", "{moved}");
+    assert!(
+        moved.to_string().contains("not named like a secret") && !moved.to_string().contains("Table-Token-7")
+    );
+
+    // One character changed inside the ciphertext.
+    let position = sealed.len() - 5;
+    let mut damaged = sealed.clone().into_bytes();
+    damaged[position] = if damaged[position] == b'A' { b'B' } else { b'A' };
+    let damaged = String::from_utf8(damaged).unwrap();
+    std::fs::write(&path, text.replace(&sealed, &damaged)).unwrap();
+    let error = load(&path).unwrap_err();
+    let shown = error.to_string();
+    assert!(
+        shown.contains("damaged or incomplete") && shown.contains("settings.endpoints[0].token"),
+        "{shown}"
+    );
+    assert!(shown.contains("write the value in clear"), "{shown}");
+}
+
+#[cfg(unix)]
+#[test]
+fn encrypt_file_follows_a_symlink_and_gives_the_key_its_directorys_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let managed = dir.path().join("managed.toml");
+    std::fs::write(&managed, secrets_config(dir.path(), "llk_Linked-Key-8", "Linked-Pass-9")).unwrap();
+    let link = dir.path().join("ledgerlink.toml");
+    std::os::unix::fs::symlink(&managed, &link).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // As root (CI), the data directory belongs to the service account, here `nobody`.
+    let root = std::fs::metadata(&data).unwrap().uid() == 0;
+    if root {
+        std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    }
+
+    let done = encrypt_file(&link).unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    let target = std::fs::read_to_string(&managed).unwrap();
+    assert!(!target.contains("Linked-Pass-9") && !target.contains("llk_Linked-Key-8"), "{target}");
+    assert_eq!(load(&link).unwrap().tenants[0].api_key.expose(), "llk_Linked-Key-8");
+    let key = std::fs::metadata(&done.key_file).unwrap();
+    assert_eq!(
+        key.uid(),
+        std::fs::metadata(&data).unwrap().uid(),
+        "the key belongs to the directory's owner"
+    );
+    assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+    assert_eq!(root, key.uid() == 65534);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_encrypted_file_still_warns_when_others_can_change_it_or_read_the_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledgerlink.toml");
+    std::fs::write(&path, secrets_config(dir.path(), "llk_Mode-Key-1", "Mode-Pass-2")).unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(&path, 0o644);
+    let clear = load(&path).unwrap();
+    assert!(exposure_warning(&clear, &path).unwrap().contains("other users can access it (mode 0644)"));
+
+    let done = encrypt_file(&path).unwrap();
+    let sealed = load(&path).unwrap();
+    assert_eq!(exposure_warning(&sealed, &path), None, "readable is fine once nothing is in clear");
+    mode(&path, 0o664);
+    let warning = exposure_warning(&sealed, &path).unwrap();
+    assert!(warning.contains("other accounts can change it"), "{warning}");
+    mode(&path, 0o644);
+    mode(&done.key_file, 0o644);
+    let warning = exposure_warning(&sealed, &path).unwrap();
+    assert!(warning.contains("the key file") && warning.contains("chmod 600"), "{warning}");
+}
