@@ -57,7 +57,7 @@ impl JobError {
                 Exit::Config
             }
             JobError::Sync(SyncError::Selection(_)) => Exit::Config,
-            JobError::Hub(HubError::Setup(_)) => Exit::Config,
+            JobError::Hub(HubError::Setup(_) | HubError::Identity(_)) => Exit::Config,
             _ => Exit::Source,
         }
     }
@@ -275,7 +275,10 @@ impl Agent {
             ),
             None => None,
         };
+        let signer =
+            crate::identity::load_or_create(&self.config.agent.data_dir).map_err(HubError::Identity)?;
         HubClient::new(HubClientSettings {
+            signer: Some(std::sync::Arc::new(signer)),
             url: self.config.hub.url.clone(),
             api_key: tenant.api_key.expose().to_owned(),
             proxy: self.config.hub.effective_proxy(),

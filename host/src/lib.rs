@@ -9,6 +9,7 @@ pub mod control;
 pub mod crash_point;
 pub mod exit;
 pub mod hub_client;
+pub mod identity;
 pub mod jobs;
 pub mod logging;
 pub mod pipeline;

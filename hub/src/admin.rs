@@ -64,6 +64,8 @@ pub struct AgentDetail {
     pub commands: Vec<CommandRow>,
     /// The tenant's active grants of support access (what support may look at, until when).
     pub support_access: Vec<crate::storage::SupportGrant>,
+    /// The identity key the hub knows the agent by; `None` until its first signed upload.
+    pub identity_key: Option<crate::storage::AgentKeyRow>,
 }
 
 /// Leaves out a diagnostics result: it is read one command at a time, with the
@@ -106,6 +108,7 @@ fn detail(state: &AppState, tenant: &Tenant, mut agent: AgentRow) -> ApiResult<A
             .into_iter()
             .filter(|g| g.active)
             .collect(),
+        identity_key: state.agent_keys.agent_key(tenant, &agent.agent_id)?,
         agent,
     })
 }
@@ -333,6 +336,58 @@ pub async fn get_command(
             }
         }
         Ok(Json(row))
+    })
+    .await
+}
+
+/// The body of `POST …/key/reset`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyReset {
+    /// Why (for the audit log), e.g. "server reinstalled, ticket 4711".
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/admin/agents/{tenant}/{agent_id}/key/reset`: forgets the identity key
+/// an agent is known by, so its next signed upload registers a new one (a
+/// reinstalled agent). Audit-logged with the key it had.
+pub async fn reset_agent_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<SupportPrincipal>,
+    Path((tenant_name, agent_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_support_role(&principal)?;
+    let request: KeyReset = if body.is_empty() {
+        KeyReset::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("expected {{\"reason\": \"…\"}}: {e}"))
+        })?
+    };
+    blocking(move || {
+        let tenant = state.control_store.tenant_by_name(&tenant_name)?.ok_or_else(|| {
+            ApiError::not_found("tenant_not_found", format!("there is no tenant `{tenant_name}`"))
+        })?;
+        let had = state.agent_keys.reset_agent_key(&tenant, &agent_id)?.ok_or_else(|| {
+            ApiError::not_found(
+                "agent_key_not_found",
+                format!("agent `{agent_id}` of tenant `{tenant_name}` has no identity key registered; nothing to reset"),
+            )
+        })?;
+        state.control_store.audit(&AuditEntry {
+            at: now(),
+            actor: principal.name.clone(),
+            role: principal.role.as_str().to_owned(),
+            action: "agent_key.reset".to_owned(),
+            tenant: Some(tenant.name.clone()),
+            agent_id: Some(agent_id.clone()),
+            details: json!({ "fingerprint": had.fingerprint, "registered_at": had.registered_at, "reason": request.reason }),
+        })?;
+        tracing::info!(tenant = %tenant.name, agent = %agent_id, key = %had.fingerprint, by = %principal.name,
+            "The agent's identity key was reset; its next signed upload registers a new one.");
+        Ok(Json(json!({ "agent_id": agent_id, "reset": had })))
     })
     .await
 }

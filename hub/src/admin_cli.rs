@@ -198,6 +198,20 @@ pub enum AdminCommand {
         /// Command id.
         id: String,
     },
+    /// Agent identity keys: `reset` forgets the key an agent is known by, so a
+    /// reinstalled agent's next upload registers its new key.
+    AgentKey {
+        /// `reset`.
+        #[arg(value_parser = ["reset"])]
+        action: String,
+        /// Tenant name.
+        tenant: String,
+        /// Agent id.
+        agent: String,
+        /// Why (for the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Which tenants grant support access now: to what, until when, and why.
     SupportAccess {
         /// Only this tenant (and its grants that ended too).
@@ -471,6 +485,14 @@ fn print_agent(agent: &Value) -> anyhow::Result<()> {
             )
         })
         .collect();
+    match agent["identity_key"]["fingerprint"].as_str() {
+        Some(fingerprint) => writeln!(
+            out,
+            "identity key: {fingerprint} (since {})",
+            agent["identity_key"]["registered_at"].as_str().unwrap_or("?")
+        )?,
+        None => writeln!(out, "identity key: none yet (registered by the agent's first signed upload)")?,
+    }
     if grants.is_empty() {
         writeln!(out, "support access: not granted by the customer (diagnostics and data are closed)")?;
     } else {
@@ -656,6 +678,18 @@ pub fn admin(args: AdminArgs) -> anyhow::Result<bool> {
                 None,
             )?;
             print_json(&value)?;
+        }
+        AdminCommand::AgentKey { action: _, tenant, agent, reason } => {
+            let path = format!("{}/key/reset", agent_path(&tenant, &agent));
+            let value = api.call(reqwest::Method::POST, &path, Some(&json!({ "reason": reason })))?;
+            if json_out {
+                print_json(&value)?;
+            } else {
+                println!(
+                    "Agent {agent}'s identity key {} is forgotten; its next signed upload registers the key it has now.",
+                    value["reset"]["fingerprint"].as_str().unwrap_or("?")
+                );
+            }
         }
         AdminCommand::SupportAccess { tenant } => {
             let path = match &tenant {

@@ -140,6 +140,7 @@ pub async fn create_snapshot(
     let id = snapshot_id(&manifest);
     let meta = state.meta.clone();
     let (created, record) = blocking(move || {
+        crate::identity::check_offer(&state, &tenant, &manifest.agent_id, &headers, &bytes)?;
         let created = meta.insert_snapshot(&tenant, &id, &manifest, &now())?;
         Ok((created, load_snapshot(&*meta, &tenant, &id)?))
     })

@@ -12,6 +12,7 @@ pub mod consent;
 pub mod console;
 pub mod control;
 pub mod error;
+pub mod identity;
 pub mod ingest;
 pub mod saft;
 pub mod server;

@@ -4,7 +4,9 @@ use crate::auth::{self, TenantName};
 use crate::control::ControlHub;
 use crate::error::ApiError;
 use crate::ingest::Verifiers;
-use crate::storage::{BlobStore, ConsentStore, ControlStore, FsBlobStore, MetadataStore, SqliteStore};
+use crate::storage::{
+    AgentKeyStore, BlobStore, ConsentStore, ControlStore, FsBlobStore, MetadataStore, SqliteStore,
+};
 use crate::{admin, api, consent, control};
 use anyhow::{bail, Context};
 use axum::extract::Request;
@@ -74,6 +76,8 @@ pub struct AppState {
     pub control_store: Arc<dyn ControlStore>,
     /// Support-access grants and the log of support's looks.
     pub consent: Arc<dyn ConsentStore>,
+    /// The identity key each agent is known by.
+    pub agent_keys: Arc<dyn AgentKeyStore>,
     /// Connected agents.
     pub control: Arc<ControlHub>,
     /// The threads commits may verify voucher lines on besides their own.
@@ -93,7 +97,8 @@ impl AppState {
             blobs: Arc::new(blobs),
             limits,
             control_store: meta.clone(),
-            consent: meta,
+            consent: meta.clone(),
+            agent_keys: meta,
             control: Arc::new(ControlHub::default()),
             verifiers,
         })
@@ -202,6 +207,7 @@ pub fn routes() -> Vec<Route> {
             "/v1/admin/agents/{tenant}/{agent_id}/sources/{source_id}/companies",
             admin::select_companies,
         ),
+        admin_route("POST", "/v1/admin/agents/{tenant}/{agent_id}/key/reset", admin::reset_agent_key),
         admin_route("GET", "/v1/admin/audit", admin::audit),
         admin_route("GET", "/v1/admin/support-access", consent::admin_list),
         data_route("/v1/companies/{company_id}/saf-t", crate::saft::http::export),

@@ -8,13 +8,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::*;
 
-/// A support token of `role`, created with the hub CLI.
-fn support_token(data: &std::path::Path, name: &str, role: &str) -> String {
-    let out = run(&["support-token", "create", name, "--role", role, "--data", data.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 /// GET `path` with `token`, as support reading `tenant`'s data when given.
 fn support_get(hub: &Hub, token: &str, tenant: Option<&str>, path: &str) -> Reply {
     let client = hub.client(token);
@@ -46,12 +39,7 @@ const TRIAL_BALANCE: &str = "/v1/companies/0001/trial-balance?year=2025";
 
 #[test]
 fn support_reads_tenant_data_only_under_an_active_grant_and_every_read_is_logged() {
-    let data = DataDir::new();
-    let acme_key = create_tenant(&data.path, "acme");
-    let globex_key = create_tenant(&data.path, "globex");
-    let alice = support_token(&data.path, "alice", "support");
-    let victor = support_token(&data.path, "victor", "viewer");
-    let hub = Hub::start(&data.path, &[]);
+    let TwoTenants { data, acme_key, globex_key, alice, victor, hub } = TwoTenants::start();
     let acme = hub.client(&acme_key);
     let globex = hub.client(&globex_key);
     acme.upload_and_commit(&build_snapshot(&sample_books("0001", 40, 3), "visma-main"));

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod control;
+pub mod identity;
 mod line_json;
 mod manifest;
 mod part;

@@ -330,14 +330,9 @@ fn replace_file(path: &Path, bytes: &[u8], warnings: &mut Vec<String>) -> std::i
     use std::io::Write;
     let metadata = std::fs::metadata(path)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.encrypt-{}", std::process::id()));
+    let (tmp, file) = crate::state::private_temp_beside(path)?;
     let written = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
+        let mut file = file;
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;

@@ -125,18 +125,10 @@ impl SecretKey {
             "# Ledgerlink key for the secrets in the configuration file. Keep it with this\n\
              # installation's data directory and readable by the service account only.\n{hex}\n"
         );
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        crate::state::create_private_dir_all(dir).map_err(unusable)?;
-        let tmp = dir.join(format!(".secret.key.{}", std::process::id()));
-        let placed =
-            write_private_new(&tmp, dir, text.as_bytes()).and_then(|()| std::fs::hard_link(&tmp, path));
-        let _ = std::fs::remove_file(&tmp);
-        match placed {
-            Ok(()) => Ok((SecretKey { bytes, path: path.to_owned() }, true)),
+        match crate::state::create_private_file(path, text.as_bytes()) {
+            Ok(true) => Ok((SecretKey { bytes, path: path.to_owned() }, true)),
             // Another run made the key first: use that one.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                SecretKey::read(path).map(|key| (key, false))
-            }
+            Ok(false) => SecretKey::read(path).map(|key| (key, false)),
             Err(e) => Err(unusable(e)),
         }
     }
@@ -185,33 +177,6 @@ impl SecretKey {
             .map_err(|_| SealError::Damaged("it does not authenticate".into()))?;
         String::from_utf8(clear).map_err(|_| SealError::Damaged("not UTF-8 inside".into()))
     }
-}
-
-/// Writes a new file readable by its owner only, given the owner of `dir` when
-/// this account may (root creating a key in the service account's directory);
-/// fails when it exists.
-fn write_private_new(path: &Path, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let owner = std::fs::metadata(dir)?;
-        // Best effort: `ownership_warning` tells when the key did not get the directory's owner.
-        let _ = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()));
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    if let Ok(dir) = std::fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
 }
 
 /// A warning when the key file at `path` is not owned like its directory (the

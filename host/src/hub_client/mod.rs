@@ -60,6 +60,8 @@ pub struct HubClientSettings {
     pub retry: RetryPolicy,
     /// PEM of an extra certificate authority to trust.
     pub extra_root_pem: Option<Vec<u8>>,
+    /// This agent's identity key, which signs every manifest it offers (decision 0029).
+    pub signer: Option<std::sync::Arc<ledgerlink_protocol::identity::AgentSigner>>,
 }
 
 /// An upload or report that did not go through.
@@ -104,6 +106,9 @@ pub enum HubError {
     /// The spooled snapshot is damaged.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The agent's identity key cannot be read or made (the text says what to do).
+    #[error("{0}")]
+    Identity(String),
     /// The client could not be built (bad proxy URL, TLS setup).
     #[error("cannot set up the connection to the hub: {0}. Resolution: check `hub.url` and `hub.proxy`")]
     Setup(String),
@@ -130,7 +135,10 @@ impl HubError {
     /// unreachable, refuses the tenant's key, cannot be trusted, or is not at `hub.url`.
     pub fn stops_every_upload(&self) -> bool {
         self.is_transient()
-            || matches!(self.refusal(), Some(Refusal::Credentials | Refusal::NotAHub | Refusal::Certificate))
+            || matches!(
+                self.refusal(),
+                Some(Refusal::Credentials | Refusal::NotAHub | Refusal::Certificate | Refusal::AgentKey)
+            )
     }
 }
 
@@ -148,6 +156,8 @@ pub enum Refusal {
     Snapshot,
     /// The hub's TLS certificate is not trusted.
     Certificate,
+    /// The hub knows this agent id by another identity key (or expects a signature).
+    AgentKey,
 }
 
 /// A TLS failure that retrying cannot fix.
@@ -195,6 +205,9 @@ impl Refusal {
         match (status, code) {
             // A proxy's or firewall's page rather than the hub's answer.
             (401 | 403 | 407, "http_error") | (407, _) => Refusal::NotAHub,
+            (_, "agent_key_mismatch" | "agent_signature_required" | "agent_signature_invalid") => {
+                Refusal::AgentKey
+            }
             (401 | 403, _) => Refusal::Credentials,
             (413, _) | (_, "body_too_large" | "part_size" | "part_count") => Refusal::TooLarge,
             (_, "http_error" | "not_found" | "method_not_allowed") => Refusal::NotAHub,
@@ -227,6 +240,10 @@ fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -
              least 64 MiB per part. {KEPT}"
         ),
         Refusal::Certificate => tls_text(url, TlsProblem::Certificate, message),
+        Refusal::AgentKey => format!(
+            "the hub at {url} does not recognise this agent's identity key (<data_dir>/agent-key): {status} \
+             {code}: {message}. {KEPT}"
+        ),
         Refusal::Snapshot if code == "validation_failed" => format!(
             "the hub at {url} refused {what}: {status} {code}: {message}. Resolution: the hub checks a \
              snapshot more closely than the agent can while it syncs (for example that each voucher's lines \
@@ -403,10 +420,26 @@ impl HubClient {
     pub fn upload(&self, entry: &SpoolEntry) -> Result<SnapshotSummary, HubError> {
         let id = entry.snapshot_id();
         let what = format!("snapshot {id}");
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(&entry.manifest).map_err(|e| HubError::Setup(format!("manifest: {e}")))?,
+        );
+        let signed = self.settings.signer.as_ref().map(|s| (s.public_key(), s.sign(&body)));
         let created: SnapshotStatus = json(
             &self.settings.url,
             &what,
-            self.send(&what, || self.http.post(self.url("/v1/snapshots")).json(&entry.manifest))?,
+            self.send(&what, || {
+                let mut request = self
+                    .http
+                    .post(self.url("/v1/snapshots"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                if let Some((key, signature)) = &signed {
+                    request = request
+                        .header(ledgerlink_protocol::identity::AGENT_KEY_HEADER, key)
+                        .header(ledgerlink_protocol::identity::AGENT_SIGNATURE_HEADER, signature);
+                }
+                request
+            })?,
         )?;
         if created.state != SnapshotState::Committed {
             for index in &created.missing_parts {
@@ -531,6 +564,8 @@ mod tests {
             (407, "http_error", Refusal::NotAHub),
             (400, "validation_failed", Refusal::Snapshot),
             (404, "snapshot_not_found", Refusal::Snapshot),
+            (403, "agent_key_mismatch", Refusal::AgentKey),
+            (401, "agent_signature_required", Refusal::AgentKey),
             (409, "snapshot_not_committed", Refusal::Snapshot),
         ];
         for (status, code, expected) in cases {

@@ -477,6 +477,57 @@ pub fn create_private_dir_all(path: &Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
+/// Creates `path` with `bytes`, readable by its owner only (0600), given the owner
+/// of its directory (created 0700 when missing) when this account may: root
+/// creating a key in the service account's data directory. The file is written
+/// whole before it appears, so two processes at once or a crash never leave a
+/// partial one. False when it existed already (it is left as it is).
+pub fn create_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    create_private_dir_all(dir)?;
+    let (tmp, file) = private_temp_beside(path)?;
+    let written = (|| {
+        let mut file = file;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(dir)?;
+            // Best effort: a key the service cannot read is reported where it is read.
+            let _ = std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()));
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
+            if let Ok(dir) = std::fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A new temporary file beside `path` (same directory, a name of its own), readable
+/// by its owner only from the moment it exists: the place to write a file that
+/// then replaces or becomes `path`.
+pub fn private_temp_beside(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.{}", std::process::id(), random_hex(4)));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&tmp)?;
+    Ok((tmp, file))
+}
+
 /// `bytes` random bytes from the OS, as lower-case hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

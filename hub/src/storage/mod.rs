@@ -10,6 +10,7 @@
 mod consent;
 mod control;
 mod files;
+mod identity;
 mod sqlite;
 
 pub use consent::{ConsentStore, Scope, SupportAccess, SupportGrant};
@@ -18,6 +19,7 @@ pub use control::{
     SupportTokenRow, SyncRow, Toggle,
 };
 pub use files::FsBlobStore;
+pub use identity::{AgentKeyRow, AgentKeyStore};
 pub use sqlite::SqliteStore;
 
 use ledgerlink_plugin_api::canonical::{Company, TrialBalance};

@@ -139,6 +139,7 @@ impl SqliteStore {
         conn.execute_batch(INDEXES).map_err(db)?;
         conn.execute_batch(super::control::CONTROL_SCHEMA).map_err(db)?;
         conn.execute_batch(super::consent::CONSENT_SCHEMA).map_err(db)?;
+        conn.execute_batch(super::identity::IDENTITY_SCHEMA).map_err(db)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 

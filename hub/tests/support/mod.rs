@@ -106,6 +106,42 @@ pub fn create_tenant(data: &Path, name: &str) -> String {
     key
 }
 
+/// A support token of `role` (`viewer` or `support`), created with the hub CLI.
+pub fn support_token(data: &Path, name: &str, role: &str) -> String {
+    let out = run(&["support-token", "create", name, "--role", role, "--data", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A hub with tenants `acme` and `globex` and the support tokens `alice` (support) and `victor` (viewer).
+pub struct TwoTenants {
+    /// Keep: the data directory.
+    pub data: DataDir,
+    /// acme's API key.
+    pub acme_key: String,
+    /// globex's API key.
+    pub globex_key: String,
+    /// A support token with the role support.
+    pub alice: String,
+    /// A support token with the role viewer.
+    pub victor: String,
+    /// The running hub.
+    pub hub: Hub,
+}
+
+impl TwoTenants {
+    /// Creates the tenants and tokens and starts the hub.
+    pub fn start() -> TwoTenants {
+        let data = DataDir::new();
+        let acme_key = create_tenant(&data.path, "acme");
+        let globex_key = create_tenant(&data.path, "globex");
+        let alice = support_token(&data.path, "alice", "support");
+        let victor = support_token(&data.path, "victor", "viewer");
+        let hub = Hub::start(&data.path, &[]);
+        TwoTenants { data, acme_key, globex_key, alice, victor, hub }
+    }
+}
+
 /// Revokes a tenant.
 pub fn revoke_tenant(data: &Path, name: &str) {
     let out = run(&["tenant", "revoke", name, "--data", data.to_str().unwrap()]);

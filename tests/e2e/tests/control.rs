@@ -387,6 +387,40 @@ fn support_access_on_the_agent_names_a_refused_key_an_unreachable_hub_and_a_miss
 }
 
 #[test]
+fn an_agent_reinstalled_without_its_identity_key_is_refused_until_support_resets_it_and_loses_nothing() {
+    let hub = Hub::start();
+    let key = hub.create_tenant("acme");
+    let token = support_token(&hub, "alice", "support");
+    let agent = hello_agent(&hub, &key, "websocket", NIGHTLY);
+    let id = agent_id(&agent);
+    let first = agent.sync("hello", &["--year", "2025"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let key_file = agent.dir().join("data").join("agent-key");
+    assert!(key_file.exists(), "the agent made its identity key");
+    let (ok, listed, out) = admin(&hub, &token, &["agent-key", "reset", "acme", "agent-unknown"]);
+    assert!(!ok && out.contains("agent_key_not_found"), "{out} {listed}");
+
+    // The key is lost (a reinstall with the old agent id): the hub refuses the
+    // new key, says what to do, and the snapshot waits in the spool.
+    std::fs::remove_file(&key_file).unwrap();
+    let refused = agent.sync("hello", &["--year", "2025", "--force"]);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(said.contains("does not recognise this agent's identity key"), "{said}");
+    assert!(said.contains("ledgerlink-hub admin agent-key reset"), "{said}");
+    assert_eq!(agent.spooled().len(), 2, "both companies' snapshots wait: {said}");
+
+    let (ok, reset, out) =
+        admin(&hub, &token, &["agent-key", "reset", "acme", &id, "--reason", "reinstalled"]);
+    assert!(ok, "{out}");
+    assert!(reset["reset"]["fingerprint"].is_string(), "{reset}");
+    let delivered = agent.sync("hello", &["--year", "2025"]);
+    assert!(matches!(delivered.status.code(), Some(0 | 7)), "{}", text(&delivered));
+    assert!(agent.spooled().is_empty(), "the waiting snapshot went with the next run: {}", text(&delivered));
+    assert_eq!(hub.snapshot_count(&key, "hello", "1", 2025), 1, "the same data, stored once");
+}
+
+#[test]
 fn a_switch_queued_for_an_offline_agent_is_shown_as_queued_until_the_agent_applies_it() {
     let OnlineAgent { hub, token, id, mut service, agent } = OnlineAgent::start("quinn", "websocket");
     wait_for("the plugin in the agent's status", Duration::from_secs(10), || {
