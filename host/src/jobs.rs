@@ -275,10 +275,8 @@ impl Agent {
             ),
             None => None,
         };
-        let signer =
-            crate::identity::load_or_create(&self.config.agent.data_dir).map_err(HubError::Identity)?;
         HubClient::new(HubClientSettings {
-            signer: Some(std::sync::Arc::new(signer)),
+            identity_dir: Some(self.config.agent.data_dir.clone()),
             url: self.config.hub.url.clone(),
             api_key: tenant.api_key.expose().to_owned(),
             proxy: self.config.hub.effective_proxy(),

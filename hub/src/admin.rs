@@ -370,7 +370,8 @@ pub async fn reset_agent_key(
         let tenant = state.control_store.tenant_by_name(&tenant_name)?.ok_or_else(|| {
             ApiError::not_found("tenant_not_found", format!("there is no tenant `{tenant_name}`"))
         })?;
-        let had = state.agent_keys.reset_agent_key(&tenant, &agent_id)?.ok_or_else(|| {
+        // Audited before it happens: a reset is never without its record.
+        let had = state.agent_keys.agent_key(&tenant, &agent_id)?.ok_or_else(|| {
             ApiError::not_found(
                 "agent_key_not_found",
                 format!("agent `{agent_id}` of tenant `{tenant_name}` has no identity key registered; nothing to reset"),
@@ -385,6 +386,7 @@ pub async fn reset_agent_key(
             agent_id: Some(agent_id.clone()),
             details: json!({ "fingerprint": had.fingerprint, "registered_at": had.registered_at, "reason": request.reason }),
         })?;
+        state.agent_keys.reset_agent_key(&tenant, &agent_id)?;
         tracing::info!(tenant = %tenant.name, agent = %agent_id, key = %had.fingerprint, by = %principal.name,
             "The agent's identity key was reset; its next signed upload registers a new one.");
         Ok(Json(json!({ "agent_id": agent_id, "reset": had })))

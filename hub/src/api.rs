@@ -15,6 +15,7 @@ use ledgerlink_protocol::api::{
     AgentHello, AgentInfo, AgentList, Capabilities, CompanyList, HelloResponse, SnapshotInfo, SnapshotList,
     SnapshotState, SnapshotStatus, SnapshotSummary, TrialBalanceResponse,
 };
+use ledgerlink_protocol::identity::{HELLO_LABEL, SIGNED_LABEL};
 use ledgerlink_protocol::{
     sha256_hex, snapshot_id, validate_manifest, write_batch_ndjson, Manifest, ManifestLimits, PartFormat,
     PartInfo, PartReader, NDJSON_CONTENT_TYPE, PROTOCOL_VERSION,
@@ -140,7 +141,7 @@ pub async fn create_snapshot(
     let id = snapshot_id(&manifest);
     let meta = state.meta.clone();
     let (created, record) = blocking(move || {
-        crate::identity::check_offer(&state, &tenant, &manifest.agent_id, &headers, &bytes)?;
+        crate::identity::check_signed(&state, &tenant, &manifest.agent_id, &headers, &bytes, SIGNED_LABEL)?;
         let created = meta.insert_snapshot(&tenant, &id, &manifest, &now())?;
         Ok((created, load_snapshot(&*meta, &tenant, &id)?))
     })
@@ -509,6 +510,14 @@ pub async fn agent_hello(
     let hello: AgentHello = parse_json(&bytes, "hello body")?;
     if hello.agent_id.trim().is_empty() || hello.version.trim().is_empty() {
         return Err(ApiError::bad_request("empty_field", "`agent_id` and `version` must not be empty"));
+    }
+    {
+        let (state, tenant, agent_id) = (state.clone(), tenant.clone(), hello.agent_id.clone());
+        let (headers, bytes) = (headers.clone(), bytes.clone());
+        blocking(move || {
+            crate::identity::check_signed(&state, &tenant, &agent_id, &headers, &bytes, HELLO_LABEL)
+        })
+        .await?;
     }
     let report = AgentReport {
         info: AgentInfo {

@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// each holds one part in memory while it reads it.
     #[arg(long, default_value_t = default_verify_threads() as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub verify_threads: u16,
+    /// Refuse unsigned uploads from every agent (agents older than identity keys
+    /// included); without it only agents whose key the hub knows must sign.
+    #[arg(long)]
+    pub require_agent_signatures: bool,
     /// Log format (logs go to stderr; filter with RUST_LOG).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -153,6 +157,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                     max_parts: args.max_parts,
                     postcard_parts: !args.no_postcard_parts,
                     verify_threads: usize::from(args.verify_threads),
+                    require_agent_signatures: args.require_agent_signatures,
                 },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

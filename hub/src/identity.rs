@@ -10,8 +10,10 @@ use crate::server::AppState;
 use crate::storage::Tenant;
 use axum::http::{HeaderMap, StatusCode};
 use ledgerlink_protocol::identity::{
-    fingerprint, normalize_key, verify, AGENT_KEY_HEADER, AGENT_SIGNATURE_HEADER,
+    fingerprint, normalize_key, verify_labelled, AGENT_KEY_HEADER, AGENT_SIGNATURE_HEADER,
 };
+#[cfg(doc)]
+use ledgerlink_protocol::identity::{HELLO_LABEL, SIGNED_LABEL};
 
 /// The reset a support person runs when an agent was reinstalled without its key.
 const RESET: &str = "ledgerlink-hub admin agent-key reset TENANT AGENT";
@@ -20,20 +22,23 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Checks that the offer `body` from `agent_id` comes from the agent's key (and
-/// registers a first key). Blocking.
-pub fn check_offer(
+/// Checks that `body`, signed after `label` ([`SIGNED_LABEL`] for an offer,
+/// [`HELLO_LABEL`] for a hello), comes from `agent_id`'s key, and registers a
+/// first key. Blocking.
+pub fn check_signed(
     state: &AppState,
     tenant: &Tenant,
     agent_id: &str,
     headers: &HeaderMap,
     body: &[u8],
+    label: &[u8],
 ) -> ApiResult<()> {
     let presented = match (header(headers, AGENT_KEY_HEADER), header(headers, AGENT_SIGNATURE_HEADER)) {
         (None, None) => None,
         (Some(key), Some(signature)) => {
             let key = normalize_key(key).map_err(|e| signature_invalid(agent_id, &e.to_string()))?;
-            verify(&key, body, signature).map_err(|e| signature_invalid(agent_id, &e.to_string()))?;
+            verify_labelled(label, &key, body, signature)
+                .map_err(|e| signature_invalid(agent_id, &e.to_string()))?;
             Some(key)
         }
         _ => {
@@ -45,6 +50,14 @@ pub fn check_offer(
     };
     let known = state.agent_keys.agent_key(tenant, agent_id)?;
     match (known, presented) {
+        (None, None) if state.limits.require_agent_signatures => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "agent_signature_required",
+            format!(
+                "this hub takes signed uploads only, and this upload from agent `{agent_id}` is not signed. \
+                 Resolution: update the agent; every agent since identity keys signs its uploads"
+            ),
+        )),
         (None, None) => Ok(()),
         (None, Some(key)) => {
             let registered = state.agent_keys.register_agent_key(tenant, agent_id, &key, &now())?;

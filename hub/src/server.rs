@@ -37,6 +37,8 @@ pub struct Limits {
     /// Threads a commit may verify voucher lines on: its own plus spares, of
     /// which all commits together share this − 1 (decision 0022).
     pub verify_threads: usize,
+    /// Refuse unsigned offers from every agent, not only from those with a key (decision 0029).
+    pub require_agent_signatures: bool,
 }
 
 impl Default for Limits {
@@ -47,6 +49,7 @@ impl Default for Limits {
             max_parts: 10_000,
             postcard_parts: true,
             verify_threads: default_verify_threads(),
+            require_agent_signatures: false,
         }
     }
 }

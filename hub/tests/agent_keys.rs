@@ -3,7 +3,7 @@
 
 mod support;
 
-use ledgerlink_protocol::identity::{AgentSigner, AGENT_KEY_HEADER, AGENT_SIGNATURE_HEADER};
+use ledgerlink_protocol::identity::{AgentSigner, AGENT_KEY_HEADER, AGENT_SIGNATURE_HEADER, HELLO_LABEL};
 use ledgerlink_protocol::Manifest;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -52,7 +52,7 @@ fn reset(hub: &Hub, token: &str, tenant: &str, agent: &str) -> (StatusCode, Valu
 
 #[test]
 fn only_the_key_an_agent_first_signed_with_offers_as_that_agent_until_support_resets_it() {
-    let TwoTenants { data: _data, acme_key, globex_key, alice, victor, hub } = TwoTenants::start();
+    let TwoTenants { data, acme_key, globex_key, alice, victor, hub } = TwoTenants::start();
     let acme = hub.client(&acme_key);
     let (first, second) = (AgentSigner::from_seed(&[1; 32]), AgentSigner::from_seed(&[2; 32]));
 
@@ -82,6 +82,31 @@ fn only_the_key_an_agent_first_signed_with_offers_as_that_agent_until_support_re
     let globex = hub.client(&globex_key);
     assert_eq!(offer(&globex, &manifest_of("agent-1", 4), Some(&second), None).status, StatusCode::CREATED);
 
+    // A signed hello at the service's start registers the key before any upload.
+    let hello = |signer: &AgentSigner| {
+        let body = serde_json::to_vec(&json!({ "agent_id": "agent-2", "version": "0.1.0" })).unwrap();
+        let response = acme
+            .http
+            .post(format!("{}/v1/agents/hello", hub.url))
+            .bearer_auth(&acme_key)
+            .header("user-agent", "Ledgerlink/0.1.0 (srv; Debian 12; ledgerlink; Visma Business)")
+            .header("content-type", "application/json")
+            .header(AGENT_KEY_HEADER, signer.public_key())
+            .header(AGENT_SIGNATURE_HEADER, signer.sign_labelled(HELLO_LABEL, &body))
+            .body(body)
+            .send()
+            .unwrap();
+        response.status()
+    };
+    assert_eq!(hello(&first), StatusCode::OK);
+    assert_eq!(hello(&second), StatusCode::FORBIDDEN, "another key says hello as agent-2");
+    offer(&acme, &manifest_of("agent-2", 7), Some(&second), None).assert_error(
+        403,
+        "agent_key_mismatch",
+        "agent-2",
+    );
+    assert_eq!(offer(&acme, &manifest_of("agent-2", 7), Some(&first), None).status, StatusCode::CREATED);
+
     // A reinstalled agent: support resets its key, and its next signed offer registers the new one.
     assert_eq!(reset(&hub, &victor, "acme", "agent-1").0, StatusCode::FORBIDDEN, "a viewer changes nothing");
     let (status, body) = reset(&hub, &alice, "acme", "agent-1");
@@ -93,6 +118,25 @@ fn only_the_key_an_agent_first_signed_with_offers_as_that_agent_until_support_re
         "agent_key_mismatch",
         "agent-1",
     );
+    let globex_offer = offer(&globex, &manifest_of("agent-1", 8), Some(&first), None);
+    globex_offer.assert_error(403, "agent_key_mismatch", "agent-1");
+    assert_eq!(
+        offer(&globex, &manifest_of("agent-1", 8), Some(&second), None).status,
+        StatusCode::CREATED,
+        "resetting acme's agent left globex's alone"
+    );
+
+    // A hub that takes signed uploads only refuses an agent without a key too.
+    drop(hub);
+    let strict = Hub::start(&data.path, &["--require-agent-signatures"]);
+    let acme = strict.client(&acme_key);
+    offer(&acme, &manifest_of("agent-new", 6), None, None).assert_error(
+        401,
+        "agent_signature_required",
+        "signed uploads only",
+    );
+    assert_eq!(offer(&acme, &manifest_of("agent-new", 6), Some(&first), None).status, StatusCode::CREATED);
+    let hub = strict;
 
     let audit: Value = reqwest::blocking::Client::new()
         .get(format!("{}/v1/admin/audit", hub.url))

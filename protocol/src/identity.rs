@@ -17,8 +17,12 @@ pub const AGENT_KEY_HEADER: &str = "ledgerlink-agent-key";
 /// The header with the signature of the request body.
 pub const AGENT_SIGNATURE_HEADER: &str = "ledgerlink-agent-signature";
 
-/// Signed before the body, so a signature made for anything else never verifies here.
+/// Signed before an offer's body (`POST /v1/snapshots`), so a signature made for
+/// anything else never verifies as an offer.
 pub const SIGNED_LABEL: &[u8] = b"ledgerlink manifest v1\n";
+
+/// Signed before a hello's body (`POST /v1/agents/hello`), which registers the key early.
+pub const HELLO_LABEL: &[u8] = b"ledgerlink hello v1\n";
 
 const KEY_PREFIX: &str = "ed25519:";
 
@@ -50,9 +54,14 @@ impl AgentSigner {
         format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0.verifying_key().as_bytes()))
     }
 
-    /// The signature of `body` (after [`SIGNED_LABEL`]), in base64url.
+    /// The signature of an offer's `body` (after [`SIGNED_LABEL`]), in base64url.
     pub fn sign(&self, body: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(self.0.sign(&labelled(body)).to_bytes())
+        self.sign_labelled(SIGNED_LABEL, body)
+    }
+
+    /// The signature of `body` after `label`, in base64url.
+    pub fn sign_labelled(&self, label: &[u8], body: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.sign(&labelled(label, body)).to_bytes())
     }
 }
 
@@ -62,9 +71,9 @@ impl std::fmt::Debug for AgentSigner {
     }
 }
 
-fn labelled(body: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(SIGNED_LABEL.len() + body.len());
-    message.extend_from_slice(SIGNED_LABEL);
+fn labelled(label: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(label.len() + body.len());
+    message.extend_from_slice(label);
     message.extend_from_slice(body);
     message
 }
@@ -82,15 +91,26 @@ pub fn normalize_key(public_key: &str) -> Result<String, IdentityError> {
     Ok(format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(key.as_bytes())))
 }
 
-/// Checks that `signature` signs `body` with `public_key`.
+/// Checks that `signature` signs an offer's `body` with `public_key`.
 pub fn verify(public_key: &str, body: &[u8], signature: &str) -> Result<(), IdentityError> {
+    verify_labelled(SIGNED_LABEL, public_key, body, signature)
+}
+
+/// Checks that `signature` signs `body` after `label` with `public_key`.
+pub fn verify_labelled(
+    label: &[u8],
+    public_key: &str,
+    body: &[u8],
+    signature: &str,
+) -> Result<(), IdentityError> {
     let key = parse_key(public_key)?;
     let bytes: [u8; 64] = URL_SAFE_NO_PAD
         .decode(signature.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or(IdentityError::BadSignature)?;
-    key.verify_strict(&labelled(body), &Signature::from_bytes(&bytes)).map_err(|_| IdentityError::Mismatch)
+    key.verify_strict(&labelled(label, body), &Signature::from_bytes(&bytes))
+        .map_err(|_| IdentityError::Mismatch)
 }
 
 /// A short, readable name of a public key: 16 hex digits of its SHA-256, in groups of four.
@@ -119,6 +139,13 @@ mod tests {
         assert_eq!(verify("ed25519:short", body, &signature), Err(IdentityError::BadKey));
         assert_eq!(verify(&signer.public_key(), body, "AAAA"), Err(IdentityError::BadSignature));
         assert_eq!(normalize_key(&format!(" {} ", signer.public_key())), Ok(signer.public_key()));
+        let hello = signer.sign_labelled(HELLO_LABEL, body);
+        assert_eq!(
+            verify(&signer.public_key(), body, &hello),
+            Err(IdentityError::Mismatch),
+            "a hello is no offer"
+        );
+        assert_eq!(verify_labelled(HELLO_LABEL, &signer.public_key(), body, &hello), Ok(()));
         assert_eq!(fingerprint(&signer.public_key()).len(), 19);
         assert_ne!(fingerprint(&signer.public_key()), fingerprint(&other.public_key()));
     }

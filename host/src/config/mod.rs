@@ -376,7 +376,14 @@ fn resolve_path_from(cli: Option<&Path>, env: Option<OsString>) -> PathBuf {
 /// secrets in clear, read by any account (Unix modes). The key file of encrypted
 /// secrets gets the same check.
 pub fn exposure_warning(config: &Config, path: &Path) -> Option<String> {
-    let key_file = sealed::exposure_warning(&config.agent.secret_key_path());
+    let keys = [
+        sealed::exposure_warning(&config.agent.secret_key_path(), "opens the configuration's secrets"),
+        sealed::exposure_warning(
+            &crate::identity::key_path(&config.agent.data_dir),
+            "is this agent's identity (whoever has it uploads as this agent)",
+        ),
+    ];
+    let key_file = keys.into_iter().flatten().reduce(|a, b| format!("{a}; {b}"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -204,23 +204,24 @@ pub fn ownership_warning(path: &Path) -> Option<String> {
     }
 }
 
-/// A warning when the key file at `path` exists and other accounts may read or change it.
-pub fn exposure_warning(path: &Path) -> Option<String> {
+/// A warning when the private key file at `path` (which `does` something, e.g.
+/// "opens the configuration's secrets") exists and other accounts may read or change it.
+pub fn exposure_warning(path: &Path, does: &str) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
         (mode & 0o077 != 0).then(|| {
             format!(
-                "the key file {} opens the configuration's secrets and other accounts can access it (mode \
-                 {mode:04o}). Resolution: chmod 600 {0}, owned by the service account",
+                "the key file {} {does} and other accounts can access it (mode {mode:04o}). Resolution: \
+                 chmod 600 {0}, owned by the service account",
                 path.display()
             )
         })
     }
     #[cfg(not(unix))]
     {
-        let _ = path;
+        let _ = (path, does);
         None
     }
 }

@@ -716,4 +716,10 @@ fn an_encrypted_file_still_warns_when_others_can_change_it_or_read_the_key() {
     mode(&done.key_file, 0o644);
     let warning = exposure_warning(&sealed, &path).unwrap();
     assert!(warning.contains("the key file") && warning.contains("chmod 600"), "{warning}");
+    mode(&done.key_file, 0o600);
+    crate::identity::load_or_create(&sealed.agent.data_dir).unwrap();
+    assert_eq!(exposure_warning(&sealed, &path), None);
+    mode(&crate::identity::key_path(&sealed.agent.data_dir), 0o640);
+    let warning = exposure_warning(&sealed, &path).unwrap();
+    assert!(warning.contains("agent-key is this agent's identity"), "{warning}");
 }

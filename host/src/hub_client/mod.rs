@@ -16,6 +16,7 @@ use crate::state::random_hex;
 use ledgerlink_protocol::api::{
     AgentHello, Capabilities, ErrorBody, SnapshotState, SnapshotStatus, SnapshotSummary,
 };
+use ledgerlink_protocol::identity;
 use ledgerlink_protocol::PartFormat;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
@@ -60,8 +61,9 @@ pub struct HubClientSettings {
     pub retry: RetryPolicy,
     /// PEM of an extra certificate authority to trust.
     pub extra_root_pem: Option<Vec<u8>>,
-    /// This agent's identity key, which signs every manifest it offers (decision 0029).
-    pub signer: Option<std::sync::Arc<ledgerlink_protocol::identity::AgentSigner>>,
+    /// The data directory whose `agent-key` signs every manifest this agent offers
+    /// (decision 0029); read (or made) at the first request that needs it.
+    pub identity_dir: Option<std::path::PathBuf>,
 }
 
 /// An upload or report that did not go through.
@@ -127,6 +129,8 @@ impl HubError {
             HubError::Rejected { status, code, .. } => Some(Refusal::of(*status, code)),
             HubError::Tls { problem: TlsProblem::Certificate, .. } => Some(Refusal::Certificate),
             HubError::Tls { problem: TlsProblem::NotTls, .. } => Some(Refusal::NotAHub),
+            // This agent cannot sign: nothing can go until its key file is fixed.
+            HubError::Identity(_) => Some(Refusal::AgentKey),
             _ => None,
         }
     }
@@ -240,6 +244,11 @@ fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -
              least 64 MiB per part. {KEPT}"
         ),
         Refusal::Certificate => tls_text(url, TlsProblem::Certificate, message),
+        Refusal::AgentKey if code == "agent_signature_invalid" => format!(
+            "the hub at {url} refused this agent's signature ({status} {code}: {message}). Resolution: the \
+             agent's `<data_dir>/agent-key` may be damaged, or a proxy changed the request; restore the key \
+             from a backup or ask the central service to reset it. {KEPT}"
+        ),
         Refusal::AgentKey => format!(
             "the hub at {url} does not recognise this agent's identity key (<data_dir>/agent-key): {status} \
              {code}: {message}. {KEPT}"
@@ -263,6 +272,7 @@ pub struct HubClient {
     http: Client,
     settings: HubClientSettings,
     part_formats: OnceLock<HubFormats>,
+    signer: OnceLock<Result<ledgerlink_protocol::identity::AgentSigner, String>>,
 }
 
 /// The part formats the hub reads, as far as this client could learn.
@@ -302,7 +312,7 @@ impl HubClient {
             builder = builder.proxy(proxy);
         }
         let http = builder.build().map_err(|e| HubError::Setup(e.to_string()))?;
-        Ok(Self { http, settings, part_formats: OnceLock::new() })
+        Ok(Self { http, settings, part_formats: OnceLock::new(), signer: OnceLock::new() })
     }
 
     fn url(&self, path: &str) -> String {
@@ -410,10 +420,44 @@ impl HubClient {
         response.json().map(Some).map_err(|e| format!("not a capabilities body: {e}"))
     }
 
-    /// Reports this agent's version once at start (`POST /v1/agents/hello`).
+    /// Reports this agent's version once at start (`POST /v1/agents/hello`), signed,
+    /// which registers its identity key with the hub before its first upload.
     pub fn hello(&self, hello: &AgentHello) -> Result<(), HubError> {
-        self.send("the version report", || self.http.post(self.url("/v1/agents/hello")).json(hello))
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(hello).map_err(|e| HubError::Setup(format!("hello: {e}")))?,
+        );
+        let signed = self.signer()?.map(|s| (s.public_key(), s.sign_labelled(identity::HELLO_LABEL, &body)));
+        self.send("the version report", || self.signed_post("/v1/agents/hello", &body, signed.as_ref()))
             .map(|_| ())
+    }
+
+    /// This agent's signer, when it signs (read or made once per client).
+    fn signer(&self) -> Result<Option<&identity::AgentSigner>, HubError> {
+        let Some(dir) = &self.settings.identity_dir else { return Ok(None) };
+        match self.signer.get_or_init(|| crate::identity::load_or_create(dir)) {
+            Ok(signer) => Ok(Some(signer)),
+            Err(e) => Err(HubError::Identity(e.clone())),
+        }
+    }
+
+    /// A JSON POST of `body`, with the agent's key and `signature` when given.
+    fn signed_post(
+        &self,
+        path: &str,
+        body: &bytes::Bytes,
+        signed: Option<&(String, String)>,
+    ) -> RequestBuilder {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        if let Some((key, signature)) = signed {
+            request = request
+                .header(identity::AGENT_KEY_HEADER, key)
+                .header(identity::AGENT_SIGNATURE_HEADER, signature);
+        }
+        request
     }
 
     /// Uploads a spooled snapshot and commits it; returns the hub's summary of it.
@@ -423,23 +467,11 @@ impl HubClient {
         let body = bytes::Bytes::from(
             serde_json::to_vec(&entry.manifest).map_err(|e| HubError::Setup(format!("manifest: {e}")))?,
         );
-        let signed = self.settings.signer.as_ref().map(|s| (s.public_key(), s.sign(&body)));
+        let signed = self.signer()?.map(|s| (s.public_key(), s.sign(&body)));
         let created: SnapshotStatus = json(
             &self.settings.url,
             &what,
-            self.send(&what, || {
-                let mut request = self
-                    .http
-                    .post(self.url("/v1/snapshots"))
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-                if let Some((key, signature)) = &signed {
-                    request = request
-                        .header(ledgerlink_protocol::identity::AGENT_KEY_HEADER, key)
-                        .header(ledgerlink_protocol::identity::AGENT_SIGNATURE_HEADER, signature);
-                }
-                request
-            })?,
+            self.send(&what, || self.signed_post("/v1/snapshots", &body, signed.as_ref()))?,
         )?;
         if created.state != SnapshotState::Committed {
             for index in &created.missing_parts {

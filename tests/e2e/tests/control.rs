@@ -400,6 +400,20 @@ fn an_agent_reinstalled_without_its_identity_key_is_refused_until_support_resets
     let (ok, listed, out) = admin(&hub, &token, &["agent-key", "reset", "acme", "agent-unknown"]);
     assert!(!ok && out.contains("agent_key_not_found"), "{out} {listed}");
 
+    // A damaged key: nothing is sent, and the message says what to do.
+    let kept = std::fs::read(&key_file).unwrap();
+    std::fs::write(&key_file, "not a key\n").unwrap();
+    let damaged = agent.sync("hello", &["--year", "2025", "--force"]);
+    assert_eq!(damaged.status.code(), Some(3), "{}", text(&damaged));
+    assert!(
+        text(&damaged).contains("is damaged") && text(&damaged).contains("agent-key reset"),
+        "{}",
+        text(&damaged)
+    );
+    std::fs::write(&key_file, kept).unwrap();
+    let again = agent.sync("hello", &["--year", "2025"]);
+    assert!(matches!(again.status.code(), Some(0 | 7)), "the restored key works: {}", text(&again));
+
     // The key is lost (a reinstall with the old agent id): the hub refuses the
     // new key, says what to do, and the snapshot waits in the spool.
     std::fs::remove_file(&key_file).unwrap();
