@@ -38,6 +38,12 @@ pub fn load_or_create(data_dir: &Path) -> Result<AgentSigner, String> {
     }
 }
 
+/// The fingerprint of this agent's identity key as the hub shows it; `Ok(None)`
+/// before the first hello or upload made the key.
+pub fn fingerprint(data_dir: &Path) -> Result<Option<String>, String> {
+    Ok(read(&key_path(data_dir))?.map(|s| ledgerlink_protocol::identity::fingerprint(&s.public_key())))
+}
+
 fn read(path: &Path) -> Result<Option<AgentSigner>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

@@ -80,8 +80,14 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
             .collect();
         tenants.push(json!({ "id": tenant.id, "control": channel, "plugins": plugins, "sources": sources }));
     }
+    let identity = match crate::identity::fingerprint(&config.agent.data_dir) {
+        Ok(Some(fingerprint)) => json!({ "fingerprint": fingerprint }),
+        Ok(None) => json!({ "state": "not made yet (the first hello or upload makes it)" }),
+        Err(error) => json!({ "error": error }),
+    };
     let report = json!({
         "agent_id": state.agent_id().ok(),
+        "identity_key": identity,
         "service_running": service_running,
         "version": env!("CARGO_PKG_VERSION"),
         "spool": { "entries": spool_entries, "bytes": spool_bytes },
@@ -97,6 +103,12 @@ pub(super) fn run(config_path: Option<&Path>, as_json: bool) -> Exit {
         report["agent_id"].as_str().unwrap_or("?"),
         if service_running { "running" } else { "not running" }
     );
+    let identity = &report["identity_key"];
+    match (identity["fingerprint"].as_str(), identity["error"].as_str()) {
+        (Some(fingerprint), _) => outln!("identity key: {fingerprint} (as the hub shows it)"),
+        (None, Some(error)) => outln!("identity key: {error}"),
+        _ => outln!("identity key: not made yet (the first hello or upload makes it)"),
+    }
     outln!("spool: {spool_entries} snapshot(s) waiting, {spool_bytes} bytes");
     for tenant in &tenants {
         let control = &tenant["control"];

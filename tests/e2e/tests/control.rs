@@ -397,6 +397,10 @@ fn an_agent_reinstalled_without_its_identity_key_is_refused_until_support_resets
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let key_file = agent.dir().join("data").join("agent-key");
     assert!(key_file.exists(), "the agent made its identity key");
+    let status: Value =
+        serde_json::from_slice(&agent.command(&["status", "--json"]).output().unwrap().stdout).unwrap();
+    let fingerprint =
+        status["identity_key"]["fingerprint"].as_str().unwrap_or_else(|| panic!("{status}")).to_owned();
     let (ok, listed, out) = admin(&hub, &token, &["agent-key", "reset", "acme", "agent-unknown"]);
     assert!(!ok && out.contains("agent_key_not_found"), "{out} {listed}");
 
@@ -427,7 +431,11 @@ fn an_agent_reinstalled_without_its_identity_key_is_refused_until_support_resets
     let (ok, reset, out) =
         admin(&hub, &token, &["agent-key", "reset", "acme", &id, "--reason", "reinstalled"]);
     assert!(ok, "{out}");
-    assert!(reset["reset"]["fingerprint"].is_string(), "{reset}");
+    assert_eq!(
+        reset["reset"]["fingerprint"],
+        fingerprint.as_str(),
+        "the hub knew the agent by the key status shows"
+    );
     let delivered = agent.sync("hello", &["--year", "2025"]);
     assert!(matches!(delivered.status.code(), Some(0 | 7)), "{}", text(&delivered));
     assert!(agent.spooled().is_empty(), "the waiting snapshot went with the next run: {}", text(&delivered));
