@@ -418,12 +418,12 @@ pub fn clear_secrets_warning(config: &Config, path: &Path) -> Option<String> {
     let clear = &config.clear_secrets;
     (!clear.is_empty()).then(|| {
         format!(
-            "the configuration file {} holds {} secret{} in clear ({}). Resolution: `ledgerlink config \
-             encrypt --config {0}` encrypts them with a key kept in the data directory",
+            "the configuration file {} holds {} in clear ({}). Resolution: `ledgerlink config encrypt \
+             --config {0}` encrypts {} with a key kept in the data directory",
             path.display(),
-            clear.len(),
-            if clear.len() == 1 { "" } else { "s" },
-            clear.join(", ")
+            if clear.len() == 1 { "1 secret".to_owned() } else { format!("{} secrets", clear.len()) },
+            clear.join(", "),
+            if clear.len() == 1 { "it" } else { "them" },
         )
     })
 }

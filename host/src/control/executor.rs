@@ -260,6 +260,7 @@ async fn reload(ctx: &Arc<Ctx>) -> Result<Value, String> {
         return Err("this host was not started with a configuration file it can re-read".into());
     };
     let (path, probe_exe) = (path.clone(), ctx.agent().probe_exe().to_owned());
+    let file = path.clone();
     // Checked as `ledgerlink config validate` checks it, against the installed plugins too.
     let config = tokio::task::spawn_blocking(move || {
         let config = crate::config::load(&path)?;
@@ -270,8 +271,19 @@ async fn reload(ctx: &Arc<Ctx>) -> Result<Value, String> {
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("the configuration file is not valid; nothing changed:\n{e}"))?;
     let sources = config.sources().count();
+    // As at the service's start: names and paths only, never a value.
+    let warnings: Vec<String> = [
+        crate::config::exposure_warning(&config, &file),
+        crate::config::clear_secrets_warning(&config, &file),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     forget_plugin_versions(ctx);
     ctx.reload.notify_one();
-    Ok(json!({ "valid": true, "tenants": config.tenants.len(), "sources": sources,
+    Ok(json!({ "valid": true, "tenants": config.tenants.len(), "sources": sources, "warnings": warnings,
                "note": "schedules restart with the new configuration; new tenants get a control channel at the next service start" }))
 }

@@ -248,6 +248,13 @@ fn a_remote_reload_checks_the_configuration_against_the_plugins_as_config_valida
     std::fs::write(&agent.config, &good).unwrap();
     let (ok, row, out) = admin(&hub, &token, &["reload", "acme", &id, "--wait", "30"]);
     assert!(ok && row["result"]["valid"] == true, "{out}");
+    // The key in clear is named, as at start; once encrypted, nothing is said.
+    let warnings = row["result"]["warnings"].to_string();
+    assert!(warnings.contains("1 secret in clear (tenants[0].api_key)"), "{out}");
+    let encrypted = agent.command(&["config", "encrypt"]).output().unwrap();
+    assert!(encrypted.status.success(), "{}", text(&encrypted));
+    let (ok, row, out) = admin(&hub, &token, &["reload", "acme", &id, "--wait", "30"]);
+    assert!(ok && row["result"]["warnings"] == json!([]), "{out}");
 }
 
 #[test]
