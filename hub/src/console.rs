@@ -123,6 +123,13 @@ function supportPill(a, now) {
   return ` <span class="pill ok" title="granted by the customer; every look is logged">support access: ${esc(scopes)} until ${esc(new Date(Date.parse(until)).toLocaleString())}</span>`;
 }
 
+// The identity key the hub knows the agent by (decision 0029).
+function keyPill(a) {
+  const k = a.identity_key;
+  return k ? ` <span class="pill" title="identity key known since ${esc(k.registered_at)}">key ${esc(k.fingerprint)}</span>`
+           : ` <span class="pill warn" title="registered by the agent's first signed hello or upload">no identity key yet</span>`;
+}
+
 function render(data) {
   const agents = data.agents || [];
   const online = agents.filter((a) => a.online).length;
@@ -171,7 +178,7 @@ function render(data) {
         <span class="name">${esc(a.tenant)} / ${esc(st.host || a.agent_id)}</span>
         <span class="meta">${esc(a.agent_id)} · v${esc(st.version || "?")} · ${esc(st.os || "")}</span>
         <span class="right"><span class="pill ${a.online ? "ok" : ""}">${a.online ? "online · " + esc(a.transport) : "offline · seen " + esc(ago(a.last_seen, data.now))}</span>
-        <span class="pill">spool ${st.spool_entries ?? 0}</span>${supportPill(a, data.now)}</span></div>
+        <span class="pill">spool ${st.spool_entries ?? 0}</span>${supportPill(a, data.now)}${keyPill(a)}</span></div>
       <div class="grid"><section><h3>Plugins</h3>${plugins}</section><section><h3>Sources</h3><table>${sources}</table></section></div>
       <section><h3>Companies and last syncs</h3>${companies}</section>
       <section><h3>Recent commands</h3><table>${commands || '<tr><td class="muted">none</td></tr>'}</table></section></div>`;

@@ -480,6 +480,13 @@ fn a_switch_queued_for_an_offline_agent_is_shown_as_queued_until_the_agent_appli
     let dom = chromium(&format!("{}/console#token={token}", hub.url), "--dump-dom");
     assert!(dom.contains("switching off queued by quinn"), "the console says so too:\n{dom}");
     assert!(dom.contains("no support access"), "the console shows that the customer granted nothing:\n{dom}");
+    let status: Value =
+        serde_json::from_slice(&agent.command(&["status", "--json"]).output().unwrap().stdout).unwrap();
+    let fingerprint = status["identity_key"]["fingerprint"].as_str().unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        dom.contains(&format!("key {fingerprint}")),
+        "the console shows the key the signed hello registered:\n{dom}"
+    );
 
     let _service = Service::start(&agent, "run");
     wait_for("the agent to apply it", Duration::from_secs(20), || {
