@@ -11,6 +11,7 @@ use crate::storage::Tenant;
 use axum::http::{HeaderMap, StatusCode};
 use ledgerlink_protocol::identity::{
     fingerprint, normalize_key, verify_labelled, AGENT_KEY_HEADER, AGENT_SIGNATURE_HEADER,
+    AGENT_SIGNED_AT_HEADER, SIGNATURE_LIFETIME_HOURS,
 };
 #[cfg(doc)]
 use ledgerlink_protocol::identity::{HELLO_LABEL, SIGNED_LABEL};
@@ -33,18 +34,25 @@ pub fn check_signed(
     body: &[u8],
     label: &[u8],
 ) -> ApiResult<()> {
-    let presented = match (header(headers, AGENT_KEY_HEADER), header(headers, AGENT_SIGNATURE_HEADER)) {
-        (None, None) => None,
-        (Some(key), Some(signature)) => {
+    let presented = match (
+        header(headers, AGENT_KEY_HEADER),
+        header(headers, AGENT_SIGNED_AT_HEADER),
+        header(headers, AGENT_SIGNATURE_HEADER),
+    ) {
+        (None, None, None) => None,
+        (Some(key), Some(signed_at), Some(signature)) => {
             let key = normalize_key(key).map_err(|e| signature_invalid(agent_id, &e.to_string()))?;
-            verify_labelled(label, &key, body, signature)
+            verify_labelled(label, &key, signed_at, body, signature)
                 .map_err(|e| signature_invalid(agent_id, &e.to_string()))?;
+            check_fresh(agent_id, signed_at)?;
             Some(key)
         }
         _ => {
             return Err(signature_invalid(
                 agent_id,
-                &format!("both {AGENT_KEY_HEADER} and {AGENT_SIGNATURE_HEADER} are needed"),
+                &format!(
+                    "{AGENT_KEY_HEADER}, {AGENT_SIGNED_AT_HEADER} and {AGENT_SIGNATURE_HEADER} go together"
+                ),
             ))
         }
     };
@@ -83,6 +91,31 @@ pub fn check_signed(
         }
         (Some(_), Some(_)) => Ok(()),
     }
+}
+
+/// Refuses a signature made more than [`SIGNATURE_LIFETIME_HOURS`] away from now:
+/// an old request sent again, or an agent whose clock is far off.
+fn check_fresh(agent_id: &str, signed_at: &str) -> ApiResult<()> {
+    let at = chrono::DateTime::parse_from_rfc3339(signed_at).map_err(|e| {
+        signature_invalid(agent_id, &format!("{AGENT_SIGNED_AT_HEADER} is not an RFC 3339 time: {e}"))
+    })?;
+    let off = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_seconds().abs();
+    if off <= SIGNATURE_LIFETIME_HOURS * 3600 {
+        return Ok(());
+    }
+    tracing::warn!(agent = %agent_id, signed_at, "A signature far from the hub's time was refused.");
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "agent_signature_stale",
+        format!(
+            "agent `{agent_id}` signed this upload at {signed_at}, {} hours from the hub's time {}; a signature is \
+             accepted for {SIGNATURE_LIFETIME_HOURS} hours around it, so an old request cannot be sent again. \
+             Nothing was stored. Resolution: set the agent's server clock right (NTP); if it is right, \
+             someone sent an old upload again",
+            off / 3600,
+            now()
+        ),
+    ))
 }
 
 fn signature_invalid(agent_id: &str, why: &str) -> ApiError {

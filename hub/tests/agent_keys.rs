@@ -3,19 +3,37 @@
 
 mod support;
 
-use ledgerlink_protocol::identity::{AgentSigner, AGENT_KEY_HEADER, AGENT_SIGNATURE_HEADER, HELLO_LABEL};
+use ledgerlink_protocol::identity::{
+    AgentSigner, AGENT_KEY_HEADER, AGENT_SIGNATURE_HEADER, AGENT_SIGNED_AT_HEADER, HELLO_LABEL, SIGNED_LABEL,
+};
 use ledgerlink_protocol::Manifest;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::*;
 
-/// POSTs `manifest` as an offer, signed by `signer` when given (with `signed_body`
+/// The time `hours_ago` hours ago, as an agent writes its signing time.
+fn time_ago(hours_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(hours_ago))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// POSTs `manifest` as an offer, signed by `signer` now when given (with `signed_body`
 /// instead of the body, to forge a signature).
 fn offer(
     client: &Client,
     manifest: &Manifest,
     signer: Option<&AgentSigner>,
     signed_body: Option<&[u8]>,
+) -> Reply {
+    offer_signed_at(client, manifest, signer, signed_body, &time_ago(0))
+}
+
+fn offer_signed_at(
+    client: &Client,
+    manifest: &Manifest,
+    signer: Option<&AgentSigner>,
+    signed_body: Option<&[u8]>,
+    at: &str,
 ) -> Reply {
     let body = serde_json::to_vec(manifest).unwrap();
     let mut request = client
@@ -24,9 +42,11 @@ fn offer(
         .bearer_auth(&client.key)
         .header("content-type", "application/json");
     if let Some(signer) = signer {
-        request = request
-            .header(AGENT_KEY_HEADER, signer.public_key())
-            .header(AGENT_SIGNATURE_HEADER, signer.sign(signed_body.unwrap_or(&body)));
+        request =
+            request.header(AGENT_KEY_HEADER, signer.public_key()).header(AGENT_SIGNED_AT_HEADER, at).header(
+                AGENT_SIGNATURE_HEADER,
+                signer.sign_labelled(SIGNED_LABEL, at, signed_body.unwrap_or(&body)),
+            );
     }
     let response = request.body(body).send().unwrap();
     let status = response.status();
@@ -78,6 +98,20 @@ fn only_the_key_an_agent_first_signed_with_offers_as_that_agent_until_support_re
     );
     acme.get(&format!("/v1/snapshots/{forged_id}")).assert_error(404, "snapshot_not_found", &forged_id);
 
+    // A signature is accepted for a day around the hub's time: an old request sent again is refused.
+    let replayed = offer_signed_at(&acme, &forged, Some(&first), None, &time_ago(25));
+    replayed.assert_error(401, "agent_signature_stale", "NTP");
+    let ahead = offer_signed_at(&acme, &forged, Some(&first), None, &time_ago(-25));
+    ahead.assert_error(401, "agent_signature_stale", "24 hours");
+    offer_signed_at(&acme, &forged, Some(&first), None, "yesterday").assert_error(
+        401,
+        "agent_signature_invalid",
+        "RFC 3339",
+    );
+    acme.get(&format!("/v1/snapshots/{forged_id}")).assert_error(404, "snapshot_not_found", &forged_id);
+    let late_but_fine = offer_signed_at(&acme, &manifest_of("agent-1", 9), Some(&first), None, &time_ago(23));
+    assert_eq!(late_but_fine.status, StatusCode::CREATED, "{}", late_but_fine.text);
+
     // Keys are per tenant: another tenant's agent of the same id has its own.
     let globex = hub.client(&globex_key);
     assert_eq!(offer(&globex, &manifest_of("agent-1", 4), Some(&second), None).status, StatusCode::CREATED);
@@ -85,6 +119,7 @@ fn only_the_key_an_agent_first_signed_with_offers_as_that_agent_until_support_re
     // A signed hello at the service's start registers the key before any upload.
     let hello = |signer: &AgentSigner| {
         let body = serde_json::to_vec(&json!({ "agent_id": "agent-2", "version": "0.1.0" })).unwrap();
+        let at = time_ago(0);
         let response = acme
             .http
             .post(format!("{}/v1/agents/hello", hub.url))
@@ -92,7 +127,8 @@ fn only_the_key_an_agent_first_signed_with_offers_as_that_agent_until_support_re
             .header("user-agent", "Ledgerlink/0.1.0 (srv; Debian 12; ledgerlink; Visma Business)")
             .header("content-type", "application/json")
             .header(AGENT_KEY_HEADER, signer.public_key())
-            .header(AGENT_SIGNATURE_HEADER, signer.sign_labelled(HELLO_LABEL, &body))
+            .header(AGENT_SIGNED_AT_HEADER, &at)
+            .header(AGENT_SIGNATURE_HEADER, signer.sign_labelled(HELLO_LABEL, &at, &body))
             .body(body)
             .send()
             .unwrap();

@@ -2,9 +2,12 @@
 //! with an Ed25519 key that never leaves its server, and the hub, which keeps the
 //! public key of each agent id, tells that agent's uploads from anyone else's.
 //!
-//! `POST /v1/snapshots` carries `Ledgerlink-Agent-Key: ed25519:<base64url public key>`
-//! and `Ledgerlink-Agent-Signature: <base64url signature>` over the domain label
-//! [`SIGNED_LABEL`] followed by the exact request body.
+//! `POST /v1/snapshots` carries `Ledgerlink-Agent-Key: ed25519:<base64url public key>`,
+//! `Ledgerlink-Agent-Signed-At: <RFC 3339 time>` and `Ledgerlink-Agent-Signature:
+//! <base64url signature>` over the domain label [`SIGNED_LABEL`], the signing time,
+//! a newline and the exact request body. The hub accepts a signature for
+//! [`SIGNATURE_LIFETIME_HOURS`] around its own time, so a captured request
+//! cannot be offered again later.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -16,6 +19,14 @@ pub const AGENT_KEY_HEADER: &str = "ledgerlink-agent-key";
 
 /// The header with the signature of the request body.
 pub const AGENT_SIGNATURE_HEADER: &str = "ledgerlink-agent-signature";
+
+/// The header with the time the agent signed (RFC 3339, UTC); it is signed too.
+pub const AGENT_SIGNED_AT_HEADER: &str = "ledgerlink-agent-signed-at";
+
+/// How many hours before or after the hub's time a signature is accepted: wide
+/// enough for a server clock that is off, narrow enough that an old request
+/// captured somewhere cannot roll an agent's data back later.
+pub const SIGNATURE_LIFETIME_HOURS: i64 = 24;
 
 /// Signed before an offer's body (`POST /v1/snapshots`), so a signature made for
 /// anything else never verifies as an offer.
@@ -54,14 +65,10 @@ impl AgentSigner {
         format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0.verifying_key().as_bytes()))
     }
 
-    /// The signature of an offer's `body` (after [`SIGNED_LABEL`]), in base64url.
-    pub fn sign(&self, body: &[u8]) -> String {
-        self.sign_labelled(SIGNED_LABEL, body)
-    }
-
-    /// The signature of `body` after `label`, in base64url.
-    pub fn sign_labelled(&self, label: &[u8], body: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(self.0.sign(&labelled(label, body)).to_bytes())
+    /// The signature, in base64url, of `body` after `label` and `signed_at` (the
+    /// [`AGENT_SIGNED_AT_HEADER`] value).
+    pub fn sign_labelled(&self, label: &[u8], signed_at: &str, body: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.sign(&signed_message(label, signed_at, body)).to_bytes())
     }
 }
 
@@ -71,9 +78,11 @@ impl std::fmt::Debug for AgentSigner {
     }
 }
 
-fn labelled(label: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(label.len() + body.len());
+fn signed_message(label: &[u8], signed_at: &str, body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(label.len() + signed_at.len() + 1 + body.len());
     message.extend_from_slice(label);
+    message.extend_from_slice(signed_at.as_bytes());
+    message.push(b'\n');
     message.extend_from_slice(body);
     message
 }
@@ -91,15 +100,11 @@ pub fn normalize_key(public_key: &str) -> Result<String, IdentityError> {
     Ok(format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(key.as_bytes())))
 }
 
-/// Checks that `signature` signs an offer's `body` with `public_key`.
-pub fn verify(public_key: &str, body: &[u8], signature: &str) -> Result<(), IdentityError> {
-    verify_labelled(SIGNED_LABEL, public_key, body, signature)
-}
-
-/// Checks that `signature` signs `body` after `label` with `public_key`.
+/// Checks that `signature` signs `body` after `label` and `signed_at` with `public_key`.
 pub fn verify_labelled(
     label: &[u8],
     public_key: &str,
+    signed_at: &str,
     body: &[u8],
     signature: &str,
 ) -> Result<(), IdentityError> {
@@ -109,7 +114,7 @@ pub fn verify_labelled(
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or(IdentityError::BadSignature)?;
-    key.verify_strict(&labelled(label, body), &Signature::from_bytes(&bytes))
+    key.verify_strict(&signed_message(label, signed_at, body), &Signature::from_bytes(&bytes))
         .map_err(|_| IdentityError::Mismatch)
 }
 
@@ -125,28 +130,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_signature_verifies_for_its_body_and_key_only() {
+    fn a_signature_verifies_for_its_label_time_body_and_key_only() {
         let signer = AgentSigner::from_seed(&[7; 32]);
         let other = AgentSigner::from_seed(&[8; 32]);
-        let body = br#"{"agent_id":"agent-1"}"#;
-        let signature = signer.sign(body);
-        assert_eq!(verify(&signer.public_key(), body, &signature), Ok(()));
-        assert_eq!(verify(&other.public_key(), body, &signature), Err(IdentityError::Mismatch));
+        let (at, body) = ("2026-12-07T20:00:00.000Z", br#"{"agent_id":"agent-1"}"#.as_slice());
+        let signature = signer.sign_labelled(SIGNED_LABEL, at, body);
+        let key = signer.public_key();
+        assert_eq!(verify_labelled(SIGNED_LABEL, &key, at, body, &signature), Ok(()));
+        let mismatch = Err(IdentityError::Mismatch);
+        assert_eq!(verify_labelled(SIGNED_LABEL, &other.public_key(), at, body, &signature), mismatch);
         assert_eq!(
-            verify(&signer.public_key(), br#"{"agent_id":"agent-2"}"#, &signature),
-            Err(IdentityError::Mismatch)
+            verify_labelled(SIGNED_LABEL, &key, at, br#"{"agent_id":"agent-2"}"#, &signature),
+            mismatch
         );
-        assert_eq!(verify("ed25519:short", body, &signature), Err(IdentityError::BadKey));
-        assert_eq!(verify(&signer.public_key(), body, "AAAA"), Err(IdentityError::BadSignature));
-        assert_eq!(normalize_key(&format!(" {} ", signer.public_key())), Ok(signer.public_key()));
-        let hello = signer.sign_labelled(HELLO_LABEL, body);
         assert_eq!(
-            verify(&signer.public_key(), body, &hello),
-            Err(IdentityError::Mismatch),
-            "a hello is no offer"
+            verify_labelled(SIGNED_LABEL, &key, "2026-12-08T20:00:00.000Z", body, &signature),
+            mismatch
         );
-        assert_eq!(verify_labelled(HELLO_LABEL, &signer.public_key(), body, &hello), Ok(()));
-        assert_eq!(fingerprint(&signer.public_key()).len(), 19);
-        assert_ne!(fingerprint(&signer.public_key()), fingerprint(&other.public_key()));
+        assert_eq!(
+            verify_labelled(HELLO_LABEL, &key, at, body, &signature),
+            mismatch,
+            "an offer is no hello"
+        );
+        assert_eq!(
+            verify_labelled(SIGNED_LABEL, "ed25519:short", at, body, &signature),
+            Err(IdentityError::BadKey)
+        );
+        assert_eq!(verify_labelled(SIGNED_LABEL, &key, at, body, "AAAA"), Err(IdentityError::BadSignature));
+        assert_eq!(normalize_key(&format!(" {key} ")), Ok(key.clone()));
+        assert_eq!(fingerprint(&key).len(), 19);
+        assert_ne!(fingerprint(&key), fingerprint(&other.public_key()));
     }
 }

@@ -209,9 +209,13 @@ impl Refusal {
         match (status, code) {
             // A proxy's or firewall's page rather than the hub's answer.
             (401 | 403 | 407, "http_error") | (407, _) => Refusal::NotAHub,
-            (_, "agent_key_mismatch" | "agent_signature_required" | "agent_signature_invalid") => {
-                Refusal::AgentKey
-            }
+            (
+                _,
+                "agent_key_mismatch"
+                | "agent_signature_required"
+                | "agent_signature_invalid"
+                | "agent_signature_stale",
+            ) => Refusal::AgentKey,
             (401 | 403, _) => Refusal::Credentials,
             (413, _) | (_, "body_too_large" | "part_size" | "part_count") => Refusal::TooLarge,
             (_, "http_error" | "not_found" | "method_not_allowed") => Refusal::NotAHub,
@@ -244,6 +248,10 @@ fn refusal_text(url: &str, what: &str, status: u16, code: &str, message: &str) -
              least 64 MiB per part. {KEPT}"
         ),
         Refusal::Certificate => tls_text(url, TlsProblem::Certificate, message),
+        Refusal::AgentKey if code == "agent_signature_stale" => format!(
+            "the hub at {url} refused this agent's signature as too old or too new ({status} {code}: \
+             {message}). Resolution: set this server's clock right (NTP). {KEPT}"
+        ),
         Refusal::AgentKey if code == "agent_signature_invalid" => format!(
             "the hub at {url} refused this agent's signature ({status} {code}: {message}). Resolution: the \
              agent's `<data_dir>/agent-key` may be damaged, or a proxy changed the request; restore the key \
@@ -426,7 +434,7 @@ impl HubClient {
         let body = bytes::Bytes::from(
             serde_json::to_vec(hello).map_err(|e| HubError::Setup(format!("hello: {e}")))?,
         );
-        let signed = self.signer()?.map(|s| (s.public_key(), s.sign_labelled(identity::HELLO_LABEL, &body)));
+        let signed = self.sign(identity::HELLO_LABEL, &body)?;
         self.send("the version report", || self.signed_post("/v1/agents/hello", &body, signed.as_ref()))
             .map(|_| ())
     }
@@ -440,21 +448,26 @@ impl HubClient {
         }
     }
 
-    /// A JSON POST of `body`, with the agent's key and `signature` when given.
-    fn signed_post(
-        &self,
-        path: &str,
-        body: &bytes::Bytes,
-        signed: Option<&(String, String)>,
-    ) -> RequestBuilder {
+    /// The agent's key, the time now and the signature of `body` after `label`, when it signs.
+    fn sign(&self, label: &[u8], body: &[u8]) -> Result<Option<[String; 3]>, HubError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Ok(self.signer()?.map(|s| {
+            let signature = s.sign_labelled(label, &at, body);
+            [s.public_key(), at, signature]
+        }))
+    }
+
+    /// A JSON POST of `body`, with the agent's key, signing time and signature when given.
+    fn signed_post(&self, path: &str, body: &bytes::Bytes, signed: Option<&[String; 3]>) -> RequestBuilder {
         let mut request = self
             .http
             .post(self.url(path))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.clone());
-        if let Some((key, signature)) = signed {
+        if let Some([key, at, signature]) = signed {
             request = request
                 .header(identity::AGENT_KEY_HEADER, key)
+                .header(identity::AGENT_SIGNED_AT_HEADER, at)
                 .header(identity::AGENT_SIGNATURE_HEADER, signature);
         }
         request
@@ -467,7 +480,7 @@ impl HubClient {
         let body = bytes::Bytes::from(
             serde_json::to_vec(&entry.manifest).map_err(|e| HubError::Setup(format!("manifest: {e}")))?,
         );
-        let signed = self.signer()?.map(|s| (s.public_key(), s.sign(&body)));
+        let signed = self.sign(identity::SIGNED_LABEL, &body)?;
         let created: SnapshotStatus = json(
             &self.settings.url,
             &what,
@@ -598,6 +611,7 @@ mod tests {
             (404, "snapshot_not_found", Refusal::Snapshot),
             (403, "agent_key_mismatch", Refusal::AgentKey),
             (401, "agent_signature_required", Refusal::AgentKey),
+            (401, "agent_signature_stale", Refusal::AgentKey),
             (409, "snapshot_not_committed", Refusal::Snapshot),
         ];
         for (status, code, expected) in cases {
