@@ -11,6 +11,7 @@ pub mod exit;
 pub mod hub_client;
 pub mod identity;
 pub mod jobs;
+pub mod key_file;
 pub mod logging;
 pub mod pipeline;
 pub mod plugins;

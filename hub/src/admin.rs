@@ -3,6 +3,7 @@
 
 use crate::consent;
 use crate::error::{ApiError, ApiResult};
+use crate::now;
 use crate::server::AppState;
 use crate::storage::{
     AgentRow, AuditEntry, CommandRow, CompanyRow, Role, Scope, SupportPrincipal, SyncRow, Tenant, Toggle,
@@ -20,10 +21,6 @@ pub const DEFAULT_COMMAND_EXPIRY_SECS: u64 = 24 * 3600;
 
 /// Longest lifetime of a queued command, in seconds (30 days).
 pub const MAX_COMMAND_EXPIRY_SECS: u64 = 30 * 24 * 3600;
-
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 pub(crate) async fn blocking<T, F>(f: F) -> ApiResult<T>
 where
@@ -210,13 +207,6 @@ pub struct CommandRequest {
     pub expires_secs: Option<u64>,
 }
 
-/// A new random id: `prefix` and `N` random bytes in hex.
-pub(crate) fn random_id<const N: usize>(prefix: &str) -> ApiResult<String> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
-    Ok(format!("{prefix}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-}
-
 /// `POST /v1/admin/agents/{tenant}/{agent_id}/commands`: queues a command and sends it
 /// at once when the agent is connected. Toggles also change the desired state.
 pub async fn create_command(
@@ -255,12 +245,11 @@ pub async fn create_command(
             _ => None,
         };
         let at = chrono::Utc::now();
-        let issued_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let expires_at = (at + chrono::Duration::seconds(expires_secs as i64))
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let issued_at = crate::timestamp(at);
+        let expires_at = crate::timestamp(at + chrono::Duration::seconds(expires_secs as i64));
         let expires_at = grant_ends.map_or(expires_at.clone(), |ends| ends.min(expires_at));
         let command = Command {
-            id: random_id::<12>("cmd-")?,
+            id: crate::auth::random_id("cmd-", 12).map_err(ApiError::internal)?,
             kind: request.kind,
             issued_by: principal.name.clone(),
             issued_at: issued_at.clone(),
@@ -501,7 +490,7 @@ pub async fn select_own_companies(
     })?;
     blocking(move || {
         let agent = own_agent(&state, &tenant, &agent_id)?;
-        let actor = (format!("tenant {} (its API key)", tenant.name), "customer".to_owned());
+        let actor = (consent::customer(&tenant), "customer".to_owned());
         apply_selection(&state, &tenant, &agent.agent_id, &source_id, selection, actor).map(Json)
     })
     .await

@@ -2,6 +2,7 @@
 //! `ledgerlink-hub admin …` (remote, over the admin API with a support token).
 
 use crate::auth::{generate_support_token, hash_key};
+use crate::now;
 use crate::server::open_storage;
 use crate::storage::{ControlStore, Role};
 use anyhow::{bail, Context};
@@ -246,10 +247,6 @@ pub enum AgentsCommand {
         /// Agent id.
         agent: String,
     },
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Runs a `support-token` subcommand.

@@ -2,6 +2,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::{verify_snapshot, SCHEMA_VERSIONS};
+use crate::now;
 use crate::server::AppState;
 use crate::storage::{AgentReport, BlobKey, CompanyKey, MetadataStore, SnapshotRecord, Tenant};
 use axum::body::{Body, Bytes};
@@ -28,10 +29,6 @@ use std::sync::Arc;
 
 /// The OpenAPI description of this API, as kept in the repository.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// Runs storage work on a blocking thread.
 async fn blocking<T, F>(f: F) -> ApiResult<T>

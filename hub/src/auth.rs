@@ -27,10 +27,14 @@ pub fn generate_support_token() -> anyhow::Result<String> {
 }
 
 fn generate_with_prefix(prefix: &str) -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{prefix}{hex}"))
+    random_id(prefix, 32).map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))
+}
+
+/// `prefix` and `bytes` random bytes from the OS in hex: keys, tokens, command and grant ids.
+pub fn random_id(prefix: &str, bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf)?;
+    Ok(format!("{prefix}{}", buf.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
 /// The stored form of a key. SHA-256 suffices: keys are 256-bit random, so there is nothing to brute-force.

@@ -1,6 +1,7 @@
 //! Command line: `serve` and `tenant create|list|revoke`.
 
 use crate::auth::{generate_key, hash_key};
+use crate::now;
 use crate::server::{default_verify_threads, open_storage, serve, Limits, ServeConfig};
 use crate::storage::{MetadataStore, StoreError};
 use anyhow::{bail, Context};
@@ -199,10 +200,6 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn check_tenant_name(name: &str) -> anyhow::Result<()> {

@@ -5,9 +5,10 @@
 //! diagnostics results and tenant data only while such a grant is active, and
 //! every look is logged where the customer can read it.
 
-use crate::admin::{blocking, now, random_id};
+use crate::admin::blocking;
 use crate::auth::{authenticate_support, authenticate_tenant, carries_support_token, TenantName};
 use crate::error::{ApiError, ApiResult};
+use crate::now;
 use crate::server::AppState;
 use crate::storage::{AuditEntry, Scope, SupportAccess, SupportGrant, SupportPrincipal, Tenant};
 use axum::extract::{Path, Query, Request, State};
@@ -45,7 +46,8 @@ pub struct GrantRequest {
     pub reason: Option<String>,
 }
 
-fn customer(tenant: &Tenant) -> String {
+/// How the audit log names a tenant acting with its own API key.
+pub(crate) fn customer(tenant: &Tenant) -> String {
     format!("tenant {} (its API key)", tenant.name)
 }
 
@@ -98,11 +100,10 @@ pub async fn grant(
     }
     blocking(move || {
         let at = chrono::Utc::now();
-        let created_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let expires_at = (at + chrono::Duration::hours(i64::from(request.hours)))
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let created_at = crate::timestamp(at);
+        let expires_at = crate::timestamp(at + chrono::Duration::hours(i64::from(request.hours)));
         let grant = SupportGrant {
-            grant_id: random_id::<8>("grant-")?,
+            grant_id: crate::auth::random_id("grant-", 8).map_err(ApiError::internal)?,
             tenant: tenant.name.clone(),
             scopes,
             granted_by: customer(&tenant),

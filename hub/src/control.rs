@@ -10,6 +10,7 @@
 //! exactly once.
 
 use crate::error::{ApiError, ApiResult};
+use crate::now;
 use crate::server::AppState;
 use crate::storage::{Scope, Tenant};
 use axum::body::Bytes;
@@ -109,10 +110,6 @@ impl ControlHub {
     pub fn connected(&self) -> usize {
         self.lock_sessions().len()
     }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 async fn blocking<T, F>(f: F) -> ApiResult<T>

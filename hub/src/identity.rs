@@ -1,11 +1,11 @@
-//! Agent identity keys on the hub (decision 0029): an offer (`POST /v1/snapshots`)
-//! signed by an agent's key registers that key for the agent id the first time;
-//! afterwards only that key may offer as that agent. Unsigned offers are accepted
+//! Agent identity keys on the hub (decision 0029): a hello (`POST /v1/agents/hello`)
+//! or an offer (`POST /v1/snapshots`) signed by an agent's key registers that key
+//! for the agent id the first time; afterwards only that key may offer as that agent. Unsigned offers are accepted
 //! for agent ids with no key yet (agents older than identity keys), and refused
 //! once the agent has one.
 
-use crate::admin::now;
 use crate::error::{ApiError, ApiResult};
+use crate::now;
 use crate::server::AppState;
 use crate::storage::Tenant;
 use axum::http::{HeaderMap, StatusCode};

@@ -84,58 +84,26 @@ pub enum SealError {
 impl SecretKey {
     /// Reads the key at `path`.
     pub fn read(path: &Path) -> Result<SecretKey, SealError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(SealError::KeyMissing { path: path.to_owned() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(SealError::KeyUnreadable { path: path.to_owned(), detail: e.to_string() })
-            }
-            Err(e) => return Err(SealError::KeyUnusable { path: path.to_owned(), detail: e.to_string() }),
-        };
-        let unusable = |detail: &str| SealError::KeyUnusable { path: path.to_owned(), detail: detail.into() };
-        let hex = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'));
-        let hex = hex.ok_or_else(|| unusable("it is empty"))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(unusable("it is not a Ledgerlink key (64 hex digits)"));
+        match crate::key_file::read(path) {
+            Ok(Some(bytes)) => Ok(SecretKey { bytes, path: path.to_owned() }),
+            Ok(None) => Err(SealError::KeyMissing { path: path.to_owned() }),
+            Err(e) => Err(key_error(path, e)),
         }
-        let mut bytes = [0u8; 32];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| unusable("not hex"))?;
-        }
-        Ok(SecretKey { bytes, path: path.to_owned() })
     }
 
-    /// The key at `path`, created when there is none: mode 0600, owned as its
-    /// directory (created 0700 when missing), written whole before it appears, so
-    /// two runs at once or a crash never leave a partial key.
+    /// The key at `path`, created when there is none ([`crate::key_file`]): mode
+    /// 0600, owned as its directory, never partial.
     pub fn read_or_create(path: &Path) -> Result<(SecretKey, bool), SealError> {
-        match SecretKey::read(path) {
-            Err(SealError::KeyMissing { .. }) => {}
-            other => return other.map(|key| (key, false)),
-        }
-        let unusable =
-            |e: std::io::Error| SealError::KeyUnusable { path: path.to_owned(), detail: e.to_string() };
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| SealError::KeyUnusable { path: path.to_owned(), detail: e.to_string() })?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let text = format!(
-            "# Ledgerlink key for the secrets in the configuration file. Keep it with this\n\
-             # installation's data directory and readable by the service account only.\n{hex}\n"
-        );
-        match crate::state::create_private_file(path, text.as_bytes()) {
-            Ok(true) => Ok((SecretKey { bytes, path: path.to_owned() }, true)),
-            // Another run made the key first: use that one.
-            Ok(false) => SecretKey::read(path).map(|key| (key, false)),
-            Err(e) => Err(unusable(e)),
-        }
+        let comment = "Ledgerlink key for the secrets in the configuration file. Keep it with this\n\
+                       installation's data directory and readable by the service account only.";
+        crate::key_file::read_or_create(path, comment)
+            .map(|(bytes, made)| (SecretKey { bytes, path: path.to_owned() }, made))
+            .map_err(|e| key_error(path, e))
     }
 
     /// A short id of the key (8 hex digits of its SHA-256), written into every value it seals.
     pub fn id(&self) -> String {
-        Sha256::digest(self.bytes)[..4].iter().map(|b| format!("{b:02x}")).collect()
+        crate::state::hex(&Sha256::digest(self.bytes)[..4])
     }
 
     /// `clear` sealed: `enc:v1:<key id>:<base64url>`.
@@ -176,6 +144,14 @@ impl SecretKey {
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: ASSOCIATED_DATA })
             .map_err(|_| SealError::Damaged("it does not authenticate".into()))?;
         String::from_utf8(clear).map_err(|_| SealError::Damaged("not UTF-8 inside".into()))
+    }
+}
+
+fn key_error(path: &Path, error: crate::key_file::KeyFileError) -> SealError {
+    let (path, detail) = (path.to_owned(), error.to_string());
+    match error {
+        crate::key_file::KeyFileError::Unreadable(_) => SealError::KeyUnreadable { path, detail },
+        _ => SealError::KeyUnusable { path, detail },
     }
 }
 
@@ -265,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn the_key_file_is_created_once_private_and_read_back() {
+    fn the_key_file_is_created_once_and_its_problems_are_told_apart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data").join("secret.key");
         let (created, new) = SecretKey::read_or_create(&path).unwrap();
@@ -273,11 +249,6 @@ mod tests {
         let (again, new) = SecretKey::read_or_create(&path).unwrap();
         assert!(!new);
         assert_eq!(created.id(), again.id());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        }
         std::fs::write(&path, "not a key\n").unwrap();
         assert!(matches!(SecretKey::read(&path), Err(SealError::KeyUnusable { .. })));
         assert!(matches!(SecretKey::read(&dir.path().join("nothing")), Err(SealError::KeyMissing { .. })));
